@@ -1,0 +1,49 @@
+# Gateway Portal — the two set-up commands are `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+HOST ?= 127.0.0.1
+PORT ?= 8000
+KUBESIM_PORT ?= 18443
+
+.PHONY: run test lint bench services venv clean
+
+$(VENV)/.installed: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+.env:
+	@echo "Writing .env with random development keys (DEBUG=true, SQLite, in-process Celery)."
+	@{ echo "DEBUG=true"; \
+	   echo "SECRET_KEY=$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))')"; \
+	   echo "FIELD_ENCRYPTION_KEYS=$$($(PYTHON) -c 'import base64, os; print(base64.urlsafe_b64encode(os.urandom(32)).decode())')"; \
+	 } > .env
+
+run: venv .env
+	@mkdir -p var
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py demo_setup --kubesim-port $(KUBESIM_PORT) --portal-url http://$(HOST):$(PORT)
+	@trap 'kill $$(jobs -p) 2>/dev/null' EXIT; \
+	$(PY) -m kubesim --port $(KUBESIM_PORT) --token demo-cluster-token --demo > var/kubesim.log 2>&1 & \
+	$(PY) manage.py runserver $(HOST):$(PORT)
+
+services:
+	@scripts/ensure-services.sh
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: venv services lint
+	$(VENV)/bin/pytest -q
+
+bench: venv services
+	$(PY) -m tests.bench
+
+clean:
+	rm -rf $(VENV) var .env

@@ -1,0 +1,37 @@
+"""Who is acting, through which door, under which request id: carried across a request or task."""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Actor:
+    name: str = "system"
+    source: str = "api"  # api admin webhook worker scheduler cli
+    request_id: str = ""
+
+
+_current: contextvars.ContextVar[Actor] = contextvars.ContextVar("gatewayportal_actor", default=Actor())
+
+
+def current_actor() -> Actor:
+    return _current.get()
+
+
+@contextlib.contextmanager
+def acting_as(*, name: str | None = None, source: str | None = None, request_id: str | None = None) -> Iterator[Actor]:
+    before = _current.get()
+    actor = Actor(
+        name=name if name is not None else before.name,
+        source=source if source is not None else before.source,
+        request_id=request_id if request_id is not None else before.request_id,
+    )
+    token = _current.set(actor)
+    try:
+        yield actor
+    finally:
+        _current.reset(token)

@@ -1,0 +1,113 @@
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+from gatewayportal.crypto import EncryptedJSONField
+from services.choices import Approval, State, TrafficType
+
+
+class Team(models.Model):
+    slug = models.SlugField(max_length=63, unique=True)
+    name = models.CharField(max_length=200)
+    namespaces = models.JSONField(default=list, help_text="Kubernetes namespaces the team owns.")
+    allowed_domains = models.JSONField(default=list, help_text="DNS domains the team may expose.")
+    allow_wildcards = models.BooleanField(default=False)
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="teams", blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class GatewayService(models.Model):
+    """One Istio server block, owned by a team. Its spec lives in immutable revisions."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=63)
+    team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="services")
+    namespace = models.CharField(max_length=63)
+    traffic_type = models.CharField(max_length=7, choices=TrafficType.choices)
+    # The newest revision (what ungated clusters run) and the newest approved one (gated clusters).
+    current_revision = models.ForeignKey(
+        "GatewayServiceRevision", on_delete=models.PROTECT, null=True, related_name="+"
+    )
+    approved_revision = models.ForeignKey(
+        "GatewayServiceRevision", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    created_by = models.CharField(max_length=150, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    deleting_at = models.DateTimeField(null=True, blank=True, help_text="Set while removal is in progress.")
+
+    class Meta:
+        ordering = ["team__slug", "namespace", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["namespace", "name"], name="gateway_service_unique_name_per_namespace"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+class GatewayServiceRevision(models.Model):
+    """An immutable version of a service's spec. Only its approval decision is ever recorded later."""
+
+    service = models.ForeignKey(GatewayService, on_delete=models.CASCADE, related_name="revisions")
+    number = models.PositiveIntegerField()
+    spec = models.JSONField(help_text="The full spec without private key material.")
+    # Certificate, key and CA, encrypted at rest. Never returned by the API.
+    tls_material = EncryptedJSONField(null=True, blank=True)
+    certificate = models.JSONField(null=True, blank=True, help_text="Public summary of the leaf certificate.")
+    approval = models.CharField(max_length=12, choices=Approval.choices, default=Approval.NOT_REQUIRED)
+    decided_by = models.CharField(max_length=150, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_comment = models.TextField(blank=True)
+    author = models.CharField(max_length=150, blank=True)
+    ticket = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    IMMUTABLE_FIELDS = ("service_id", "number", "spec", "tls_material", "certificate", "author", "ticket")
+
+    class Meta:
+        ordering = ["service", "-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["service", "number"], name="revision_unique_number"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.service} r{self.number}"
+
+    def save(self, *args, **kwargs):
+        update_fields = kwargs.get("update_fields")
+        if self.pk and (update_fields is None or set(update_fields) & set(self.IMMUTABLE_FIELDS)):
+            raise ValueError("Revisions are immutable; only the approval decision may be recorded.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValueError("Revisions are immutable and are removed only with their service.")
+
+
+class GatewayServiceStatus(models.Model):
+    """Where a service stands on one cluster's gateway."""
+
+    service = models.ForeignKey(GatewayService, on_delete=models.CASCADE, related_name="statuses")
+    cluster = models.ForeignKey("clusters.Cluster", on_delete=models.CASCADE, related_name="service_statuses")
+    traffic_type = models.CharField(max_length=7, choices=TrafficType.choices)
+    state = models.CharField(max_length=20, choices=State.choices, default=State.PENDING)
+    revision = models.PositiveIntegerField(null=True, blank=True)
+    message = models.TextField(blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["cluster__name"]
+        constraints = [
+            models.UniqueConstraint(fields=["service", "cluster"], name="status_unique_service_cluster"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.service} on {self.cluster}: {self.state}"

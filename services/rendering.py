@@ -1,0 +1,131 @@
+"""Pure rendering: a service spec + one cluster's settings -> the Istio server block and TLS Secret.
+
+Naming follows the operator the portal descends from: port name `<protocol>-<name>-<namespace>`
+(lower case), secret `<name>-<namespace>-secret`.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from typing import Any
+
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY = "gatewayportal"
+SERVICE_LABEL = "gatewayportal.io/service"
+TEAM_LABEL = "gatewayportal.io/team"
+MANAGED_SERVERS_ANNOTATION = "gatewayportal.io/managed-servers"
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    """What rendering needs to know about one cluster's gateway."""
+
+    namespace_scoped_hosts: bool = True
+    secret_namespace: str = "istio-system"
+
+
+def port_name(spec: dict[str, Any]) -> str:
+    return f"{spec['protocol']}-{spec['name']}-{spec['namespace']}".lower()
+
+
+def secret_name(spec: dict[str, Any]) -> str:
+    return f"{spec['name']}-{spec['namespace']}-secret"
+
+
+def credential_name(spec: dict[str, Any]) -> str | None:
+    """The credentialName written into the block, if the block uses one."""
+    tls_options = spec.get("tls_options") or {}
+    if spec.get("mode") in (None, "PASSTHROUGH"):
+        return None
+    if "tls_secret" in tls_options:
+        return secret_name(spec)
+    if "tls_secret_ref" in tls_options:
+        return tls_options["tls_secret_ref"]["secret_name"]
+    return None
+
+
+def render_hosts(spec: dict[str, Any], settings: GatewaySettings) -> list[str]:
+    if not settings.namespace_scoped_hosts:
+        return list(spec["hosts"])
+    return [f"{spec['namespace']}/{host}" for host in spec["hosts"]]
+
+
+def render_tls(spec: dict[str, Any]) -> dict[str, Any] | None:
+    mode = spec.get("mode")
+    tls: dict[str, Any] = {}
+    if mode:
+        tls["mode"] = mode
+        tls_options = spec.get("tls_options") or {}
+        if mode != "PASSTHROUGH":
+            if "tls_secret" in tls_options or "tls_secret_ref" in tls_options:
+                tls["credentialName"] = credential_name(spec)
+            elif "tls_secret_path" in tls_options:
+                paths = tls_options["tls_secret_path"]
+                tls["serverCertificate"] = paths["cert_path"]
+                tls["privateKey"] = paths["key_path"]
+                if paths.get("ca_cert_path"):
+                    tls["caCertificates"] = paths["ca_cert_path"]
+            # A passthrough gateway does not terminate TLS, so versions would mean nothing there.
+            if spec.get("min_protocol_version"):
+                tls["minProtocolVersion"] = spec["min_protocol_version"]
+            if spec.get("max_protocol_version"):
+                tls["maxProtocolVersion"] = spec["max_protocol_version"]
+    if spec.get("https_redirect"):
+        tls["httpsRedirect"] = True
+    return tls or None
+
+
+def render_server(spec: dict[str, Any], settings: GatewaySettings) -> dict[str, Any]:
+    """The server block exactly as written into the Gateway (Istio camelCase)."""
+    server: dict[str, Any] = {
+        "port": {"number": spec["port"], "name": port_name(spec), "protocol": spec["protocol"]},
+        "hosts": render_hosts(spec, settings),
+    }
+    tls = render_tls(spec)
+    if tls:
+        server["tls"] = tls
+    return server
+
+
+def secret_target_namespace(spec: dict[str, Any], settings: GatewaySettings) -> str:
+    """SIMPLE/MUTUAL secrets live beside the gateway workload; PASSTHROUGH ones in the service's namespace."""
+    return spec["namespace"] if spec.get("mode") == "PASSTHROUGH" else settings.secret_namespace
+
+
+def render_secret(
+    spec: dict[str, Any],
+    material: dict[str, Any] | None,
+    settings: GatewaySettings,
+    *,
+    service_id: str,
+    team: str,
+) -> dict[str, Any] | None:
+    """The kubernetes.io/tls Secret for a `tls_secret` service, or None when it needs none."""
+    if "tls_secret" not in (spec.get("tls_options") or {}) or not material:
+        return None
+    data = {
+        "tls.crt": _b64(material["cert"]),
+        "tls.key": _b64(material["key"]),
+    }
+    if spec.get("mode") == "MUTUAL" and material.get("ca_cert"):
+        data["ca.crt"] = _b64(material["ca_cert"])
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "kubernetes.io/tls",
+        "metadata": {
+            "name": secret_name(spec),
+            "namespace": secret_target_namespace(spec, settings),
+            "labels": managed_labels(service_id=service_id, team=team),
+        },
+        "data": data,
+    }
+
+
+def managed_labels(*, service_id: str, team: str) -> dict[str, str]:
+    return {MANAGED_BY_LABEL: MANAGED_BY, SERVICE_LABEL: str(service_id), TEAM_LABEL: team}
+
+
+def _b64(pem: str) -> str:
+    return base64.b64encode(pem.encode()).decode()

@@ -1,0 +1,1 @@
+"""Test-wide settings: real Postgres and Redis (see Makefile `test`)."""
