@@ -1,1 +1,3 @@
-"""Test-wide settings: real Postgres and Redis (see Makefile `test`)."""
+"""Test-wide fixtures. Tests run against real Postgres and Redis (see Makefile `test`)."""
+
+pytest_plugins = ["kubesim.testing"]

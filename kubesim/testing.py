@@ -1,0 +1,1 @@
+"""pytest fixtures that start kubesim clusters (filled in with the emulator)."""
