@@ -34,10 +34,10 @@ class GatewayService(models.Model):
     traffic_type = models.CharField(max_length=7, choices=TrafficType.choices)
     # The newest revision (what ungated clusters run) and the newest approved one (gated clusters).
     current_revision = models.ForeignKey(
-        "GatewayServiceRevision", on_delete=models.PROTECT, null=True, related_name="+"
+        "GatewayServiceRevision", on_delete=models.SET_NULL, null=True, related_name="+"
     )
     approved_revision = models.ForeignKey(
-        "GatewayServiceRevision", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+        "GatewayServiceRevision", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     created_by = models.CharField(max_length=150, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
