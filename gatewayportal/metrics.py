@@ -1,0 +1,168 @@
+"""Prometheus metrics: what the workers observe, plus gauges read from the database at scrape time.
+
+Workers call `observe_reconcile`, `count_apply_failure` and `set_queue_lag`. The database-derived
+gauges (pending approvals, expiring certificates) are computed by `PortalStateCollector` on every
+scrape of the web `/metrics`, so they are never stale and no process has to keep them up to date.
+
+Several processes (gunicorn workers, Celery prefork children) each hold their own counters. With
+`PROMETHEUS_MULTIPROC_DIR` set, prometheus_client writes them to files in that directory and
+`/metrics` (or `python -m gatewayportal.metrics` for a worker pod) sums them up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import time
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime, timedelta
+
+from django.conf import settings
+from django.db import DatabaseError
+from django.http import HttpRequest, HttpResponse
+from django.urls import path
+from django.utils import timezone
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
+
+logger = logging.getLogger(__name__)
+
+RECONCILE_DURATION = Histogram(
+    "gatewayportal_reconcile_duration_seconds",
+    "Time taken by one reconcile of one cluster's gateway.",
+    ["cluster", "traffic_type"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+)
+APPLY_FAILURES = Counter(
+    "gatewayportal_apply_failures",
+    "Writes to a cluster that failed, by reason.",
+    ["reason"],
+)
+# "mostrecent": with several worker processes the lag is the last one any of them saw.
+QUEUE_LAG = Gauge(
+    "gatewayportal_queue_lag_seconds",
+    "Seconds between enqueueing a task and a worker starting it, last observed.",
+    multiprocess_mode="mostrecent",
+)
+
+
+def observe_reconcile(cluster: str, traffic_type: str, seconds: float) -> None:
+    RECONCILE_DURATION.labels(cluster=cluster, traffic_type=traffic_type).observe(seconds)
+
+
+def count_apply_failure(reason: str) -> None:
+    APPLY_FAILURES.labels(reason=reason).inc()
+
+
+def set_queue_lag(seconds: float) -> None:
+    QUEUE_LAG.set(max(seconds, 0.0))
+
+
+def _parse_not_after(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def count_certificates(not_afters: Iterable[object], *, now: datetime, window: timedelta) -> tuple[int, int]:
+    """(expiring within the window but still valid, already expired) among `not_after` values."""
+    expiring = expired = 0
+    for value in not_afters:
+        not_after = _parse_not_after(value)
+        if not_after is None:
+            continue
+        if not_after <= now:
+            expired += 1
+        elif not_after <= now + window:
+            expiring += 1
+    return expiring, expired
+
+
+class PortalStateCollector(Collector):
+    """Gauges computed from the database of record on each scrape."""
+
+    def collect(self) -> Iterator[Metric]:
+        # Imported here: this module is loaded by the URLconf and by worker processes before apps are ready.
+        from services.choices import Approval
+        from services.models import GatewayService
+
+        live = GatewayService.objects.filter(deleting_at__isnull=True, current_revision__isnull=False)
+        window_days = settings.CERT_EXPIRY_WARNING_DAYS
+        try:
+            pending = live.filter(current_revision__approval=Approval.PENDING).count()
+            not_afters = list(
+                live.filter(current_revision__certificate__isnull=False).values_list(
+                    "current_revision__certificate__not_after", flat=True
+                )
+            )
+        except DatabaseError:
+            # A scrape must still answer when the database is down; /readyz reports that outage.
+            logger.warning("metrics: database unavailable, skipping database gauges", exc_info=True)
+            return
+        expiring, expired = count_certificates(not_afters, now=timezone.now(), window=timedelta(days=window_days))
+        yield GaugeMetricFamily(
+            "gatewayportal_pending_approvals",
+            "Gateway services whose current revision awaits approval.",
+            value=pending,
+        )
+        yield GaugeMetricFamily(
+            "gatewayportal_certificates_expiring",
+            f"Current certificates that expire within CERT_EXPIRY_WARNING_DAYS ({window_days}) days.",
+            value=expiring,
+        )
+        yield GaugeMetricFamily(
+            "gatewayportal_certificates_expired",
+            "Current certificates whose not_after has passed.",
+            value=expired,
+        )
+
+
+class _DefaultRegistry(Collector):
+    """The process-local default registry, as one collector of a per-scrape registry."""
+
+    def collect(self) -> Iterator[Metric]:
+        yield from REGISTRY.collect()
+
+
+def _process_registry() -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        registry.register(_DefaultRegistry())
+    return registry
+
+
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    registry = _process_registry()
+    registry.register(PortalStateCollector())
+    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+
+
+urlpatterns = [path("metrics", metrics_view, name="metrics")]
+
+
+def serve(port: int) -> None:
+    """Serve the multi-process metrics of a Celery worker pod (run as a sidecar sharing the directory)."""
+    from prometheus_client import start_http_server
+
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        raise SystemExit("PROMETHEUS_MULTIPROC_DIR must be set to the directory the worker processes write to.")
+    registry = CollectorRegistry(auto_describe=False)
+    multiprocess.MultiProcessCollector(registry)
+    start_http_server(port, registry=registry)
+    while True:
+        time.sleep(3600)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="Serve a Celery worker pod's Prometheus metrics.")
+    parser.add_argument("--port", type=int, default=9808)
+    serve(parser.parse_args().port)
