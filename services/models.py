@@ -39,6 +39,11 @@ class GatewayService(models.Model):
     approved_revision = models.ForeignKey(
         "GatewayServiceRevision", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
+    # Copied from the current revision so lists can be filtered without reading JSON.
+    port = models.PositiveIntegerField(null=True, db_index=True)
+    protocol = models.CharField(max_length=10, blank=True, db_index=True)
+    mode = models.CharField(max_length=12, blank=True)
+    hosts_index = models.TextField(blank=True, help_text="'|host|host|', lower case, for host filters.")
     created_by = models.CharField(max_length=150, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
