@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import logging
 from typing import Any
 
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
+from django.utils import timezone
+
+from audit import chain
 from audit.models import AuditEvent
-from audit.redaction import redact
+from audit.redaction import redact, redact_text
 from gatewayportal.context import current_actor
+
+siem_logger = logging.getLogger("gatewayportal.audit")
 
 
 def audit_record(
@@ -23,20 +32,70 @@ def audit_record(
     actor: str | None = None,
     source: str | None = None,
 ) -> AuditEvent:
+    """Append one event to the chain, in the caller's transaction.
+
+    The chain lock is held until that transaction ends, so concurrent writers append one after
+    another; the SIEM log line is emitted only once the change is committed.
+    """
     ctx = current_actor()
-    return AuditEvent.objects.create(
-        actor=actor or ctx.name,
-        source=source or ctx.source,
-        request_id=ctx.request_id,
-        action=action,
-        object_type=object_type,
-        object_id=str(object_id),
-        object_repr=object_repr[:300],
-        team=team,
-        cluster=cluster,
-        ticket=ticket or None,
-        changes=redact(changes or {}),
-        data=redact(data or {}),
+    with transaction.atomic():
+        chain.lock_chain()
+        event = AuditEvent(
+            at=timezone.now(),
+            actor=actor or ctx.name,
+            source=source or ctx.source,
+            request_id=ctx.request_id,
+            action=action,
+            object_type=object_type,
+            object_id=str(object_id),
+            object_repr=redact_text(object_repr)[:300],
+            team=team,
+            cluster=cluster,
+            ticket=ticket or None,
+            changes=_as_stored_json(redact(changes or {})),
+            data=_as_stored_json(redact(data or {})),
+            prev_hash=chain.last_hash(),
+        )
+        event.hash = chain.compute_hash(vars(event))
+        event.save()
+        transaction.on_commit(lambda: emit_siem_line(event))
+    return event
+
+
+def _as_stored_json(value: dict[str, Any]) -> dict[str, Any]:
+    """The value exactly as it reads back from the JSON column (dates, UUIDs, decimals as strings).
+
+    The hash must be computed over what verification will later read.
+    """
+    return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
+
+
+def event_as_dict(event: AuditEvent) -> dict[str, Any]:
+    """The contract's event shape, for logs and archives."""
+    return {
+        "id": event.id,
+        "at": event.at.isoformat(),
+        "actor": event.actor,
+        "source": event.source,
+        "action": event.action,
+        "object_type": event.object_type,
+        "object_id": event.object_id,
+        "object_repr": event.object_repr,
+        "team": event.team,
+        "cluster": event.cluster,
+        "ticket": event.ticket,
+        "request_id": event.request_id,
+        "changes": event.changes,
+        "data": event.data,
+        "hash": event.hash,
+        "prev_hash": event.prev_hash,
+    }
+
+
+def emit_siem_line(event: AuditEvent) -> None:
+    """One structured line per event on `gatewayportal.audit`, for Splunk/ELK to ingest."""
+    siem_logger.info(
+        "audit event %s", event.action, extra={"audit": event_as_dict(event), "request_id": event.request_id}
     )
 
 

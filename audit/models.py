@@ -1,12 +1,36 @@
 from django.db import models
+from django.utils import timezone
+
+from audit.choices import Source
+
+
+class AppendOnlyError(Exception):
+    """An attempt to change or remove an audit record through the ORM."""
+
+
+class AppendOnlyQuerySet(models.QuerySet):
+    """Bulk update and delete are refused; retention goes through `audit.retention` only."""
+
+    def update(self, **kwargs):
+        raise AppendOnlyError(f"{self.model.__name__} rows are append-only; update() is refused.")
+
+    def delete(self):
+        raise AppendOnlyError(
+            f"{self.model.__name__} rows are append-only; delete() is refused (retention: manage.py audit_purge)."
+        )
 
 
 class AuditEvent(models.Model):
-    """One recorded change. Append-only: written in the transaction of the change it records."""
+    """One recorded change. Append-only: written in the transaction of the change it records.
 
-    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    `hash` is SHA-256 over the canonical form of the event and `prev_hash` (see `audit.chain`);
+    on Postgres a trigger rejects UPDATE and DELETE on the table (migration 0002).
+    """
+
+    # Set by `audit_record` before hashing (not auto_now_add, which would overwrite the hashed value).
+    at = models.DateTimeField(default=timezone.now, db_index=True)
     actor = models.CharField(max_length=150, db_index=True)
-    source = models.CharField(max_length=20, db_index=True)  # api admin webhook worker scheduler cli
+    source = models.CharField(max_length=20, choices=Source.choices, db_index=True)
     action = models.CharField(max_length=100, db_index=True)
     object_type = models.CharField(max_length=50)
     object_id = models.CharField(max_length=100, blank=True, db_index=True)
@@ -20,8 +44,52 @@ class AuditEvent(models.Model):
     prev_hash = models.CharField(max_length=64, blank=True)
     hash = models.CharField(max_length=64, blank=True)
 
+    objects = AppendOnlyQuerySet.as_manager()
+
     class Meta:
         ordering = ["-id"]
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor} {self.action} {self.object_repr}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise AppendOnlyError("Audit events are append-only; an existing event cannot be saved again.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AppendOnlyError("Audit events are append-only; delete() is refused (retention: manage.py audit_purge).")
+
+
+class AuditAnchor(models.Model):
+    """Vouches for one gap left in the hash chain by a retention purge.
+
+    The kept event `event_id` follows purged events: its `prev_hash` (== `purged_hash`) names the
+    last purged event, and `prev_hash` here is the hash of the kept event before the gap ("" when
+    none). `audit.chain.verify` accepts exactly that link, nothing else.
+    """
+
+    created_at = models.DateTimeField(default=timezone.now)
+    event_id = models.BigIntegerField(db_index=True)
+    prev_hash = models.CharField(max_length=64, blank=True)
+    purged_hash = models.CharField(max_length=64)
+    first_purged_id = models.BigIntegerField()
+    last_purged_id = models.BigIntegerField()
+    purged_count = models.PositiveIntegerField()
+    archive = models.CharField(max_length=300, help_text="File name of the JSON-lines archive of the purged events.")
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"gap of {self.purged_count} before event {self.event_id}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise AppendOnlyError("Audit anchors are append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AppendOnlyError("Audit anchors are append-only.")

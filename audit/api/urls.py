@@ -1,5 +1,14 @@
-from rest_framework.routers import DefaultRouter
+from django.urls import path
+from rest_framework.routers import SimpleRouter
 
-router = DefaultRouter()
+from audit.api import views
 
-urlpatterns = router.urls
+router = SimpleRouter()
+router.register("audit-events", views.AuditEventViewSet, basename="auditevent")
+
+urlpatterns = [
+    *router.urls,
+    path("reports/changes/", views.ChangesReportView.as_view(), name="report-changes"),
+    path("reports/certificates/", views.CertificatesReportView.as_view(), name="report-certificates"),
+    path("reports/audit-integrity/", views.AuditIntegrityView.as_view(), name="report-audit-integrity"),
+]
