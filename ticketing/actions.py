@@ -1,0 +1,275 @@
+"""Writes: ticketing sources (audited, secrets never in events) and the handling of webhook deliveries."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from rest_framework.exceptions import ValidationError
+
+from audit.actions import audit_record, diff
+from gatewayportal.context import acting_as
+from gatewayportal.exceptions import DomainError
+from services import actions as service_actions
+from services import selectors as service_selectors
+from ticketing import parsers, signatures
+from ticketing.models import SourceKind, TicketingSource, WebhookDelivery
+from ticketing.parsers import TicketEvent
+from ticketing.selectors import ticketing_source_by_name
+
+DEFAULT_OVERLAP_SECONDS = 24 * 60 * 60
+_AUDITED_FIELDS = ("name", "kind", "team", "approved_statuses", "rejected_statuses", "enabled")
+
+
+# --- sources ------------------------------------------------------------------------------------------
+
+
+def _state(source: TicketingSource) -> dict[str, Any]:
+    return {
+        "name": source.name,
+        "kind": source.kind,
+        "team": source.team.slug,
+        "approved_statuses": source.approved_statuses,
+        "rejected_statuses": source.rejected_statuses,
+        "enabled": source.enabled,
+    }
+
+
+def _audit_source(source: TicketingSource, action: str, *, changes: dict[str, Any], data: dict | None = None) -> None:
+    audit_record(
+        action=f"ticketing_source.{action}",
+        object_type="ticketing_source",
+        object_id=str(source.pk),
+        object_repr=source.name,
+        team=source.team.slug,
+        changes=changes,
+        data=data,
+    )
+
+
+@transaction.atomic
+def ticketing_source_create(*, data: dict[str, Any]) -> tuple[TicketingSource, str]:
+    """Create a source; returns it with its secret in clear text (generated when not given) to show once."""
+    fields = {k: v for k, v in data.items() if k != "secret"}
+    secret = data.get("secret") or signatures.generate_secret(fields["kind"])
+    source = TicketingSource.objects.create(**fields, secret=secret)
+    _audit_source(source, "created", changes={k: [None, v] for k, v in _state(source).items()})
+    return source, secret
+
+
+@transaction.atomic
+def ticketing_source_update(*, source: TicketingSource, data: dict[str, Any]) -> TicketingSource:
+    """Change settings; the secret changes only through `ticketing_source_rotate_secret`."""
+    before = _state(source)
+    for name, value in data.items():
+        if name not in _AUDITED_FIELDS or name == "kind":
+            raise ValueError(f"{name} cannot be updated here")
+        setattr(source, name, value)
+    source.save()
+    _audit_source(source, "updated", changes=diff(before, _state(source)))
+    return source
+
+
+@transaction.atomic
+def ticketing_source_rotate_secret(
+    *, source: TicketingSource, secret: str | None = None, overlap_seconds: int = DEFAULT_OVERLAP_SECONDS
+) -> str:
+    """Switch to a new secret; the old one stays valid for `overlap_seconds` so senders can catch up."""
+    new_secret = secret or signatures.generate_secret(source.kind)
+    source.previous_secret = source.secret if overlap_seconds > 0 else ""
+    source.previous_secret_expires_at = (
+        timezone.now() + timedelta(seconds=overlap_seconds) if overlap_seconds > 0 else None
+    )
+    source.secret = new_secret
+    source.save(update_fields=["secret", "previous_secret", "previous_secret_expires_at", "updated_at"])
+    valid_until = source.previous_secret_expires_at.isoformat() if source.previous_secret_expires_at else None
+    _audit_source(
+        source,
+        "secret_rotated",
+        changes={},
+        data={
+            "generated": secret is None,
+            "overlap_seconds": overlap_seconds,
+            "previous_secret_valid_until": valid_until,
+        },
+    )
+    return new_secret
+
+
+@transaction.atomic
+def ticketing_source_delete(*, source: TicketingSource) -> None:
+    _audit_source(source, "deleted", changes={k: [v, None] for k, v in _state(source).items()})
+    source.delete()
+
+
+# --- webhook ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WebhookAnswer:
+    status: int
+    body: dict[str, Any]
+
+
+_UNKNOWN = {"detail": "No enabled ticketing source with this name."}
+
+
+def webhook_receive(
+    *,
+    source_name: str,
+    headers: Mapping[str, str],
+    content_length: int | None,
+    read_body: Callable[[], bytes],
+    now: datetime | None = None,
+) -> WebhookAnswer:
+    """Authenticate, parse and act on one delivery; every delivery, refused or not, leaves an audit event.
+
+    `read_body` is called only once the source is known and the announced length is within the limit.
+    """
+    now = now or timezone.now()
+    source = ticketing_source_by_name(name=source_name)
+    # A disabled source answers exactly like an unknown one: senders learn nothing, the audit event says why.
+    if source is None or not source.enabled:
+        reason = "unknown_source" if source is None else "source_disabled"
+        return webhook_refuse(source_name=source_name, status=404, reason=reason, body=_UNKNOWN)
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    if content_length is not None and content_length > limit:
+        return _too_large(source_name, limit)
+    body = read_body()
+    if len(body) > limit:
+        return _too_large(source_name, limit)
+    try:
+        event = _authenticated_event(source, headers=headers, body=body, now=now)
+    except signatures.Unauthenticated as exc:
+        return webhook_refuse(source_name=source_name, status=401, reason="bad_signature", body={"detail": str(exc)})
+    except signatures.StaleTimestamp as exc:
+        return webhook_refuse(
+            source_name=source_name, status=400, reason="stale_timestamp", body={"timestamp": [str(exc)]}
+        )
+    except signatures.MalformedHeader as exc:
+        return webhook_refuse(
+            source_name=source_name, status=400, reason="malformed_header", body={exc.header: [str(exc)]}
+        )
+    except parsers.MalformedPayload as exc:
+        return webhook_refuse(source_name=source_name, status=400, reason="malformed_body", body=exc.errors)
+    return _handle(source, event)
+
+
+def webhook_refuse(*, source_name: str, status: int, reason: str, body: dict[str, Any]) -> WebhookAnswer:
+    """Answer a refused delivery and record why (never the secret, the signature or the body)."""
+    source = ticketing_source_by_name(name=source_name)
+    with acting_as(name=source_name[:150], source="webhook"):
+        audit_record(
+            action="webhook.refused",
+            object_type="ticketing_source",
+            object_id=str(source.pk) if source else "",
+            object_repr=source_name,
+            team=source.team.slug if source else None,
+            data={"reason": reason, "status": status, "detail": body},
+        )
+    return WebhookAnswer(status, body)
+
+
+def _too_large(source_name: str, limit: int) -> WebhookAnswer:
+    body = {"detail": f"The body exceeds the limit of {limit} bytes."}
+    return webhook_refuse(source_name=source_name, status=413, reason="body_too_large", body=body)
+
+
+def _authenticated_event(
+    source: TicketingSource, *, headers: Mapping[str, str], body: bytes, now: datetime
+) -> TicketEvent:
+    secrets_ = source.valid_secrets(now=now)
+    if source.kind == SourceKind.GENERIC:
+        delivery_id = signatures.verify_standard_webhook(
+            secrets_=secrets_, headers=headers, body=body, now=now.timestamp()
+        )
+        return parsers.parse_generic(parsers.load_json(body), delivery_id=delivery_id)
+    mapping = {"approved": source.approved_statuses, "rejected": source.rejected_statuses}
+    if source.kind == SourceKind.JIRA:
+        signatures.verify_hub_signature(secrets_=secrets_, headers=headers, body=body)
+        payload = parsers.load_json(body)
+        # Jira signs its event time (milliseconds) inside the body: a replay older than the tolerance is refused.
+        sent = payload.get("timestamp") if isinstance(payload, dict) else None
+        if isinstance(sent, int | float) and not isinstance(sent, bool):
+            signatures.check_fresh(sent / 1000, now=now.timestamp())
+        return parsers.parse_jira(payload, body=body, **mapping)
+    signatures.verify_bearer(secrets_=secrets_, headers=headers)
+    return parsers.parse_servicenow(parsers.load_json(body), body=body, **mapping)
+
+
+def _handle(source: TicketingSource, event: TicketEvent) -> WebhookAnswer:
+    with acting_as(name=(event.actor or source.name)[:150], source="webhook"), transaction.atomic():
+        try:
+            # The unique (source, delivery_id) row is the idempotency lock: a concurrent twin waits here, then fails.
+            with transaction.atomic():
+                delivery = WebhookDelivery.objects.create(
+                    source=source, delivery_id=event.delivery_id, outcome=event.kind, ticket=event.ticket
+                )
+        except IntegrityError:
+            return _received(source, event, {"outcome": "duplicate"})
+        details = _act(source, event)
+        delivery.outcome = details["outcome"]
+        delivery.save(update_fields=["outcome"])
+        return _received(source, event, details)
+
+
+def _received(source: TicketingSource, event: TicketEvent, details: dict[str, Any]) -> WebhookAnswer:
+    body = {**details, "ticket": event.ticket, "delivery_id": event.delivery_id}
+    audit_record(
+        action="webhook.received",
+        object_type="ticketing_source",
+        object_id=str(source.pk),
+        object_repr=source.name,
+        team=source.team.slug,
+        ticket=event.ticket,
+        data={**body, "event": event.kind, "kind": source.kind},
+    )
+    return WebhookAnswer(200, body)
+
+
+def _act(source: TicketingSource, event: TicketEvent) -> dict[str, Any]:
+    if event.kind in (parsers.APPROVED, parsers.REJECTED):
+        return _decide(source, event)
+    if event.kind == parsers.CREATED:
+        return _file_request(source, event)
+    return {"outcome": "ignored", "reason": event.reason}
+
+
+def _decide(source: TicketingSource, event: TicketEvent) -> dict[str, Any]:
+    revisions = list(service_selectors.pending_revisions_for_ticket(ticket=event.ticket, team=source.team))
+    if not revisions:
+        reason = f"No pending revision of team {source.team.slug!r} names ticket {event.ticket!r}."
+        return {"outcome": "ignored", "reason": reason}
+    decide = service_actions.revision_approve if event.kind == parsers.APPROVED else service_actions.revision_reject
+    decided = [decide(revision=revision, comment=event.comment) for revision in revisions]
+    return {
+        "outcome": event.kind,
+        "services": sorted({str(r.service_id) for r in decided}),
+        "revisions": [{"service": str(r.service_id), "revision": r.number} for r in decided],
+    }
+
+
+def _file_request(source: TicketingSource, event: TicketEvent) -> dict[str, Any]:
+    if event.errors:
+        return {"outcome": "rejected", "errors": event.errors}
+    try:
+        with transaction.atomic():
+            service, warnings = service_actions.gateway_service_create_from_payload(
+                payload=event.gateway_service or {}, team=source.team
+            )
+    except ValidationError as exc:
+        return {"outcome": "rejected", "errors": _plain(exc.detail)}
+    except DomainError as exc:
+        return {"outcome": "rejected", "errors": _plain(exc.errors)}
+    return {"outcome": "created", "services": [str(service.pk)], "warnings": list(warnings)}
+
+
+def _plain(detail: Any) -> Any:
+    """DRF error details (ErrorDetail, ReturnDict) as plain JSON for the answer and the audit event."""
+    return json.loads(json.dumps(detail))

@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from gatewayportal.context import acting_as
+from ticketing import actions, signatures
+from ticketing.models import TicketingSource, WebhookDelivery
+
+
+class TicketingSourceForm(forms.ModelForm):
+    """The secret is never shown: it is set on creation (generated when left blank) and rotated by an action."""
+
+    new_secret = forms.CharField(
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Only on creation. Leave blank to generate one; it is shown once after saving.",
+    )
+
+    class Meta:
+        model = TicketingSource
+        fields = ["name", "kind", "team", "approved_statuses", "rejected_statuses", "enabled"]
+
+    def clean(self):
+        cleaned = super().clean()
+        secret, kind = cleaned.get("new_secret"), cleaned.get("kind")
+        if secret and self.instance.pk:
+            self.add_error("new_secret", "Use the “Rotate secret” action to change the secret of an existing source.")
+        elif secret and kind and (problem := signatures.secret_problem(kind, secret)):
+            self.add_error("new_secret", problem)
+        return cleaned
+
+
+def _admin_actor(request: HttpRequest):
+    return acting_as(name=request.user.get_username(), source="admin")
+
+
+@admin.register(TicketingSource)
+class TicketingSourceAdmin(admin.ModelAdmin):
+    form = TicketingSourceForm
+    list_display = ["name", "kind", "team", "enabled", "previous_secret_expires_at", "updated_at"]
+    list_filter = ["kind", "enabled", "team"]
+    search_fields = ["name", "team__slug"]
+    readonly_fields = ["previous_secret_expires_at", "created_at", "updated_at"]
+    actions = ["rotate_secret"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*self.readonly_fields, "kind"] if obj else self.readonly_fields
+
+    def save_model(self, request, obj, form, change):
+        data = {name: form.cleaned_data[name] for name in form.Meta.fields if name in form.cleaned_data}
+        with _admin_actor(request):
+            if change:
+                data.pop("kind", None)
+                actions.ticketing_source_update(source=obj, data=data)
+                return
+            data["secret"] = form.cleaned_data.get("new_secret") or None
+            source, secret = actions.ticketing_source_create(data=data)
+        obj.pk = source.pk
+        messages.warning(request, f"Secret of {source.name} (shown only this once): {secret}")
+
+    def delete_model(self, request, obj):
+        with _admin_actor(request):
+            actions.ticketing_source_delete(source=obj)
+
+    def delete_queryset(self, request, queryset: QuerySet[TicketingSource]):
+        with _admin_actor(request):
+            for source in queryset:
+                actions.ticketing_source_delete(source=source)
+
+    @admin.action(description="Rotate secret (the old one stays valid for 24 hours)")
+    def rotate_secret(self, request, queryset: QuerySet[TicketingSource]):
+        with _admin_actor(request):
+            for source in queryset:
+                secret = actions.ticketing_source_rotate_secret(source=source)
+                messages.warning(request, f"New secret of {source.name} (shown only this once): {secret}")
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(admin.ModelAdmin):
+    list_display = ["received_at", "source", "delivery_id", "ticket", "outcome"]
+    list_filter = ["outcome", "source"]
+    search_fields = ["delivery_id", "ticket"]
+    date_hierarchy = "received_at"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -1,0 +1,271 @@
+"""Pure: turn an authenticated delivery of any kind into one normalised `TicketEvent`.
+
+No ORM, no network. A body the kind cannot be read from raises `MalformedPayload` with DRF-shaped errors
+(answered 400); a well-formed delivery that asks for nothing becomes an `ignored` event.
+
+Jira issue creation (our mapping): an issue is a gateway-service request when it carries the label
+`gateway-service`. Its description holds the request in YAML or JSON — the same fields as the API — either
+as the whole description or inside the first code block (`{code:yaml}…{code}`, `{noformat}…{noformat}`,
+a Markdown fence, or an Atlassian Document Format codeBlock). The issue key becomes the request's ticket.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from ticketing.signatures import body_digest
+
+APPROVED, REJECTED, CREATED, IGNORED = "approved", "rejected", "created", "ignored"
+GENERIC_EVENTS = {"ticket.approved": APPROVED, "ticket.rejected": REJECTED, "ticket.created": CREATED}
+JIRA_REQUEST_LABEL = "gateway-service"
+MAX_TICKET_CHARS = 100  # GatewayServiceRevision.ticket
+MAX_ACTOR_CHARS = 150  # AuditEvent.actor
+MAX_COMMENT_CHARS = 4000
+
+
+class MalformedPayload(Exception):
+    def __init__(self, errors: dict[str, Any]):
+        self.errors = errors
+        super().__init__(str(errors))
+
+
+@dataclass(frozen=True)
+class TicketEvent:
+    kind: str  # approved | rejected | created | ignored
+    ticket: str
+    delivery_id: str
+    actor: str = ""
+    comment: str = ""
+    gateway_service: dict[str, Any] | None = None
+    # Why an event is ignored, or why a creation request could not even be read (kind stays `created`).
+    reason: str = ""
+    errors: dict[str, Any] = field(default_factory=dict)
+
+
+def load_json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise MalformedPayload({"non_field_errors": [f"The body must be a JSON document: {exc}."]}) from exc
+
+
+# --- generic ------------------------------------------------------------------------------------------
+
+
+def parse_generic(payload: Any, *, delivery_id: str) -> TicketEvent:
+    """`{"event": "ticket.approved|rejected|created", "ticket", "actor"?, "comment"?, "gateway_service"?}`."""
+    body = _require_object(payload)
+    event = body.get("event")
+    if event not in GENERIC_EVENTS:
+        raise MalformedPayload({"event": [f"Unknown event {event!r}; accepted: {', '.join(sorted(GENERIC_EVENTS))}."]})
+    kind = GENERIC_EVENTS[event]
+    ticket = _ticket(body.get("ticket"), "ticket")
+    actor = _optional_text(body, "actor", MAX_ACTOR_CHARS)
+    comment = _optional_text(body, "comment", MAX_COMMENT_CHARS)
+    service = None
+    if kind == CREATED:
+        service = body.get("gateway_service")
+        if not isinstance(service, dict):
+            raise MalformedPayload(
+                {"gateway_service": ["ticket.created needs an object with the API's gateway service fields."]}
+            )
+        service = _with_ticket(service, ticket)
+    return TicketEvent(kind, ticket, delivery_id, actor=actor, comment=comment, gateway_service=service)
+
+
+# --- jira ---------------------------------------------------------------------------------------------
+
+
+def parse_jira(payload: Any, *, body: bytes, approved: Iterable[str], rejected: Iterable[str]) -> TicketEvent:
+    """Jira Cloud `jira:issue_updated` (a status transition) and `jira:issue_created` (a filed request)."""
+    data = _require_object(payload)
+    delivery_id = body_digest(body)
+    event = data.get("webhookEvent")
+    issue = data.get("issue")
+    if not isinstance(issue, dict) or not isinstance(issue.get("fields", {}), dict):
+        raise MalformedPayload({"issue": ["A Jira webhook body needs an `issue` object with `key` and `fields`."]})
+    ticket = _ticket(issue.get("key"), "issue.key")
+    actor = _jira_actor(data.get("user"))
+    if event == "jira:issue_updated":
+        return _jira_transition(
+            data, ticket=ticket, actor=actor, delivery_id=delivery_id, approved=approved, rejected=rejected
+        )
+    if event == "jira:issue_created":
+        return _jira_request(issue, ticket=ticket, actor=actor, delivery_id=delivery_id)
+    return TicketEvent(IGNORED, ticket, delivery_id, actor=actor, reason=f"Jira event {event!r} is not acted on.")
+
+
+def _jira_transition(
+    data: dict[str, Any], *, ticket: str, actor: str, delivery_id: str, approved: Iterable[str], rejected: Iterable[str]
+) -> TicketEvent:
+    items = (data.get("changelog") or {}).get("items") or []
+    statuses = [i.get("toString") for i in items if isinstance(i, dict) and i.get("field") == "status"]
+    if not statuses or not isinstance(statuses[-1], str):
+        return TicketEvent(IGNORED, ticket, delivery_id, actor=actor, reason="The update changes no status.")
+    status = statuses[-1]
+    kind = match_status([status], approved=approved, rejected=rejected)
+    comment = _jira_comment(data.get("comment")) or f"Jira {ticket} moved to {status!r}."
+    reason = "" if kind != IGNORED else f"Status {status!r} is mapped neither to approved nor to rejected."
+    return TicketEvent(kind, ticket, delivery_id, actor=actor, comment=comment, reason=reason)
+
+
+def _jira_request(issue: dict[str, Any], *, ticket: str, actor: str, delivery_id: str) -> TicketEvent:
+    fields = issue.get("fields") or {}
+    if JIRA_REQUEST_LABEL not in (fields.get("labels") or []):
+        return TicketEvent(
+            IGNORED, ticket, delivery_id, actor=actor, reason=f"Issue has no {JIRA_REQUEST_LABEL!r} label."
+        )
+    comment = f"Filed from Jira {ticket}."
+    try:
+        service = _request_from_description(fields.get("description"))
+    except ValueError as exc:
+        return TicketEvent(
+            CREATED, ticket, delivery_id, actor=actor, comment=comment, errors={"description": [str(exc)]}
+        )
+    return TicketEvent(
+        CREATED, ticket, delivery_id, actor=actor, comment=comment, gateway_service=_with_ticket(service, ticket)
+    )
+
+
+_CODE_BLOCK = re.compile(
+    r"\{code(?::[^}]*)?\}(?P<a>.*?)\{code\}|\{noformat\}(?P<b>.*?)\{noformat\}|```[\w-]*\n(?P<c>.*?)```", re.DOTALL
+)
+
+
+def _request_from_description(description: Any) -> dict[str, Any]:
+    text = _adf_code(description) if isinstance(description, dict) else description
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError("The description must hold the gateway service request in YAML or JSON.")
+    block = _CODE_BLOCK.search(text)
+    if block:
+        text = next(g for g in block.groups() if g is not None)
+    try:
+        service = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ValueError(f"The description's gateway service request is not valid YAML or JSON: {exc}") from exc
+    if not isinstance(service, dict):
+        raise ValueError(
+            "The description must hold a mapping of the API's gateway service fields (name, hosts, port, …)."
+        )
+    return service
+
+
+def _adf_code(node: dict[str, Any]) -> str:
+    """Text of the first codeBlock of an Atlassian Document Format tree, else all of its text."""
+
+    def texts(n: Any) -> list[str]:
+        if not isinstance(n, dict):
+            return []
+        if n.get("type") == "text":
+            return [str(n.get("text", ""))]
+        return [t for child in n.get("content") or [] for t in texts(child)]
+
+    def first_code(n: Any) -> dict[str, Any] | None:
+        if not isinstance(n, dict):
+            return None
+        if n.get("type") == "codeBlock":
+            return n
+        return next((c for child in n.get("content") or [] if (c := first_code(child))), None)
+
+    code = first_code(node)
+    return "".join(texts(code)) if code else "\n".join(texts(node))
+
+
+def _jira_actor(user: Any) -> str:
+    if not isinstance(user, dict):
+        return ""
+    for key in ("emailAddress", "displayName", "name", "accountId"):
+        if isinstance(user.get(key), str) and user[key]:
+            return user[key][:MAX_ACTOR_CHARS]
+    return ""
+
+
+def _jira_comment(comment: Any) -> str:
+    if isinstance(comment, dict):
+        body = comment.get("body")
+        text = _adf_code(body) if isinstance(body, dict) else body
+        if isinstance(text, str):
+            return text[:MAX_COMMENT_CHARS]
+    return ""
+
+
+# --- servicenow ---------------------------------------------------------------------------------------
+
+
+def parse_servicenow(payload: Any, *, body: bytes, approved: Iterable[str], rejected: Iterable[str]) -> TicketEvent:
+    """A change_request record (`number`, `state`, `approval`), top level or under `result` as the Table API sends it.
+
+    Field values may be plain strings or `{"value", "display_value"}` pairs; either matches the status mapping.
+    """
+    data = _require_object(payload)
+    record = data["result"] if isinstance(data.get("result"), dict) else data
+    delivery_id = body_digest(body)
+    numbers = _sn_values(record.get("number"))
+    ticket = _ticket(numbers[0] if numbers else None, "number")
+    actor = next(iter(_sn_values(record.get("sys_updated_by"))), "")[:MAX_ACTOR_CHARS]
+    table = next(iter(_sn_values(record.get("sys_class_name"))), "change_request")
+    if table != "change_request":
+        return TicketEvent(IGNORED, ticket, delivery_id, actor=actor, reason=f"Records of {table!r} are not acted on.")
+    approval, state = _sn_values(record.get("approval")), _sn_values(record.get("state"))
+    if not approval and not state:
+        raise MalformedPayload({"non_field_errors": ["A change_request needs `state` or `approval`."]})
+    kind = match_status(approval + state, approved=approved, rejected=rejected)
+    shown = "/".join(approval[-1:] + state[-1:])
+    comment = next(iter(_sn_values(record.get("comments"))), "") or f"ServiceNow {ticket}: {shown}."
+    reason = "" if kind != IGNORED else f"approval/state {shown!r} is mapped neither to approved nor to rejected."
+    return TicketEvent(kind, ticket, delivery_id, actor=actor, comment=comment[:MAX_COMMENT_CHARS], reason=reason)
+
+
+def _sn_values(value: Any) -> list[str]:
+    if isinstance(value, dict):
+        return [str(value[k]) for k in ("value", "display_value") if value.get(k) not in (None, "")]
+    if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value) != "":
+        return [str(value)]
+    return []
+
+
+# --- shared -------------------------------------------------------------------------------------------
+
+
+def match_status(values: Iterable[str], *, approved: Iterable[str], rejected: Iterable[str]) -> str:
+    """Rejected wins over approved when a delivery matches both: a refusal must never be missed."""
+    seen = {v.strip().casefold() for v in values}
+    if seen & {s.strip().casefold() for s in rejected}:
+        return REJECTED
+    if seen & {s.strip().casefold() for s in approved}:
+        return APPROVED
+    return IGNORED
+
+
+def _require_object(payload: Any) -> dict[str, Any]:
+    if not isinstance(payload, dict):
+        raise MalformedPayload({"non_field_errors": ["The body must be a JSON object."]})
+    return payload
+
+
+def _ticket(value: Any, name: str) -> str:
+    if not isinstance(value, str) or not value.strip() or len(value.strip()) > MAX_TICKET_CHARS:
+        raise MalformedPayload(
+            {name: [f"A ticket reference is required: a non-empty string of at most {MAX_TICKET_CHARS} characters."]}
+        )
+    return value.strip()
+
+
+def _optional_text(body: Mapping[str, Any], name: str, limit: int) -> str:
+    value = body.get(name)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise MalformedPayload({name: ["Must be a string."]})
+    return value[:limit]
+
+
+def _with_ticket(service: dict[str, Any], ticket: str) -> dict[str, Any]:
+    """The filing ticket is the request's ticket, so that same ticket later decides its approval."""
+    return {**service, "ticket": ticket}
