@@ -31,7 +31,7 @@ DROP_FUNCTION = "DROP FUNCTION IF EXISTS audit_reject_change();"
 def add_triggers(apps, schema_editor):
     if schema_editor.connection.vendor != "postgresql":
         return
-    schema_editor.execute(CREATE_FUNCTION)
+    schema_editor.execute(CREATE_FUNCTION, params=None)
     for table in TABLES:
         schema_editor.execute(CREATE_TRIGGER.format(table=table))
 
