@@ -35,3 +35,9 @@ def acting_as(*, name: str | None = None, source: str | None = None, request_id:
         yield actor
     finally:
         _current.reset(token)
+
+
+def set_actor_name(name: str) -> None:
+    """Names the authenticated user for the rest of the current request or task."""
+    before = _current.get()
+    _current.set(Actor(name=name, source=before.source, request_id=before.request_id))

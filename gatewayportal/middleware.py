@@ -22,3 +22,37 @@ class RequestIDMiddleware:
             response = self.get_response(request)
         response[self.header] = request_id
         return response
+
+
+class BodySizeLimitMiddleware:
+    """Refuses bodies over DATA_UPLOAD_MAX_MEMORY_SIZE with 413 before anything parses them."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        from django.conf import settings
+        from django.http import JsonResponse
+
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        try:
+            length = int(request.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = 0
+        if limit and length > limit:
+            return JsonResponse({"detail": f"Request body is {length} bytes; the limit is {limit} bytes."}, status=413)
+        return self.get_response(request)
+
+
+class ActorMiddleware:
+    """After session authentication: the logged-in user (admin, browsable API) is the actor."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        from gatewayportal.context import set_actor_name
+
+        if request.user.is_authenticated:
+            set_actor_name(request.user.get_username())
+        return self.get_response(request)

@@ -40,12 +40,14 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "gatewayportal.middleware.RequestIDMiddleware",
+    "gatewayportal.middleware.BodySizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "gatewayportal.middleware.ActorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
@@ -90,6 +92,8 @@ STATIC_ROOT = BASE_DIR / "var" / "static"
 
 # Request bodies: the API refuses anything larger with 413.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("MAX_REQUEST_BODY_BYTES", default=1024 * 1024)
+# Ticketing webhook deliveries accepted per source (DRF rate: "<count>/<second|minute|hour|day>").
+TICKETING_RATE_LIMIT = env("TICKETING_RATE_LIMIT", default="60/min")
 
 # Encryption at rest for private keys, cluster credentials and webhook secrets.
 # A comma-separated list of Fernet keys; the first encrypts, all decrypt (rotation).
@@ -103,8 +107,8 @@ if not FIELD_ENCRYPTION_KEYS:
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
-        "rest_framework.authentication.SessionAuthentication",
+        "gatewayportal.authentication.TokenAuthentication",
+        "gatewayportal.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "gatewayportal.pagination.PageNumberPagination",
