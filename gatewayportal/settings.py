@@ -94,8 +94,6 @@ STATIC_ROOT = BASE_DIR / "var" / "static"
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("MAX_REQUEST_BODY_BYTES", default=1024 * 1024)
 # Ticketing webhook deliveries accepted per source (DRF rate: "<count>/<second|minute|hour|day>").
 TICKETING_RATE_LIMIT = env("TICKETING_RATE_LIMIT", default="60/min")
-# Ticketing webhook deliveries accepted per source (DRF rate: "<count>/<second|minute|hour|day>").
-TICKETING_RATE_LIMIT = env("TICKETING_RATE_LIMIT", default="60/min")
 
 # Encryption at rest for private keys, cluster credentials and webhook secrets.
 # A comma-separated list of Fernet keys; the first encrypts, all decrypt (rotation).
