@@ -20,9 +20,12 @@ SECRET_KEYS = frozenset(
         "api_key",
         "webhook-signature",
         "x-hub-signature",
+        "client_secret",
+        "webhook_secret",
     }
 )
-SECRET_KEY_SUFFIXES = ("_secret", "_token", "_password", "_private_key", "-secret", "-token")
+# Not "_secret": `tls_secret` is the public certificate plus a `key` that is redacted on its own.
+SECRET_KEY_SUFFIXES = ("_token", "_password", "_private_key", "-token")
 # Whole PEM private-key blocks, bearer credentials and Standard Webhooks secrets inside free text.
 _SECRET_TEXT = re.compile(
     r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(-----END [A-Z ]*PRIVATE KEY-----|$)"
@@ -38,9 +41,9 @@ def is_secret_key(key: Any) -> bool:
 
 
 def redact_text(value: str) -> str:
-    if "PRIVATE KEY-----" in value:
-        return REDACTED
-    return _SECRET_TEXT.sub(REDACTED, value)
+    value = _SECRET_TEXT.sub(REDACTED, value)
+    # Whatever the pattern missed (a mangled PEM block): drop the whole text rather than leak part of a key.
+    return REDACTED if "PRIVATE KEY" in value else value
 
 
 def redact(value: Any) -> Any:
