@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -32,3 +33,14 @@ def manifests(folder: Path) -> list[tuple[Path, dict[str, Any]]]:
 def validate(doc: dict[str, Any]) -> None:
     """Strict schema validation: unknown fields are errors, not silently dropped by the API server."""
     kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+
+
+SETTINGS = DEPLOY.parent / "gatewayportal" / "settings.py"
+# Read by processes rather than by Django settings: gunicorn (WEB_CONCURRENCY) and prometheus_client.
+PROCESS_ENV = frozenset({"WEB_CONCURRENCY", "PROMETHEUS_MULTIPROC_DIR"})
+REQUIRED_SECRET_ENV = frozenset({"SECRET_KEY", "FIELD_ENCRYPTION_KEYS", "DATABASE_URL", "CELERY_BROKER_URL"})
+
+
+def settings_env_names() -> set[str]:
+    """Every environment variable gatewayportal/settings.py reads through django-environ."""
+    return set(re.findall(r'\benv(?:\.\w+)?\(\s*"([A-Z][A-Z0-9_]*)"', SETTINGS.read_text()))
