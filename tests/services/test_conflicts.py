@@ -125,7 +125,7 @@ def test_protocol_merge_rules(mine, theirs, clash):
 
 def test_one_message_per_reason_and_only_clashing_services():
     others = [
-        other(hosts=("checkout.example.com",), protocol="TCP", name="db"),
+        other(hosts=("checkout.example.com",), protocol="TCP", tls=False, name="db"),
         other(service_id="3", name="fine", hosts=("fine.example.com",)),
     ]
     messages = find_conflicts(CANDIDATE, others)
