@@ -45,3 +45,28 @@ class Cluster(models.Model):
     def secret_namespace(self, traffic_type: str) -> str:
         configured = self.ingress_secret_namespace if traffic_type == "ingress" else self.egress_secret_namespace
         return configured or self.gateway_ref(traffic_type)[0]
+
+
+class GatewayState(models.Model):
+    """What the worker last saw and wrote on one (cluster, traffic type) gateway."""
+
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="gateway_states")
+    traffic_type = models.CharField(max_length=7)
+    resource_version = models.CharField(max_length=100, blank=True)
+    # Port names the portal wrote, so its servers stay recognisable even if someone drops the annotation.
+    managed_servers = models.JSONField(default=list, blank=True)
+    managed_digest = models.CharField(max_length=64, blank=True, help_text="Hash of the managed servers last written.")
+    # "namespace/name" -> {"digest", "service"} for every secret the portal created here.
+    secrets = models.JSONField(default=dict, blank=True)
+    last_reconciled_at = models.DateTimeField(null=True, blank=True)
+    last_result = models.CharField(max_length=20, blank=True)  # ok | failed | refused
+    last_message = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["cluster__name", "traffic_type"]
+        constraints = [
+            models.UniqueConstraint(fields=["cluster", "traffic_type"], name="gateway_state_unique_per_cluster"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.cluster} {self.traffic_type}: {self.last_result or 'never reconciled'}"

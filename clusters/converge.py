@@ -1,0 +1,394 @@
+"""The worker's action: converge one (cluster, traffic type) Gateway to the database.
+
+Reads the desired state, reads the live Gateway (and only the secrets it must), plans with the pure
+`clusters.reconcile`, writes secrets, then the Gateway with its resourceVersion precondition, then
+deletes secrets no longer used, and finally records statuses, state and audit events in one transaction.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from audit.actions import audit_record
+from clusters import kube
+from clusters.models import Cluster, GatewayState
+from clusters.reconcile import DesiredService, Facts, Outcome, Plan, SecretOp, plan_gateway, reads_needed
+from services.choices import Approval, State
+from services.models import GatewayService, GatewayServiceStatus
+from services.rendering import GatewaySettings, port_name
+from services.targeting import targets
+
+logger = logging.getLogger(__name__)
+
+MAX_CONFLICT_ROUNDS = 5
+LOCK_TTL_SECONDS = 300
+_CAUSE_SERVER = re.compile(r"spec\.servers\[(\d+)\]")
+
+
+class GatewayBusy(Exception):
+    """Another worker holds this gateway's lock; try again shortly."""
+
+
+@dataclass
+class Desired:
+    items: list[DesiredService] = field(default_factory=list)
+    # Outcomes decided before looking at the cluster (approval gates).
+    preset: dict[str, Outcome] = field(default_factory=dict)
+    # Outcomes to show instead of "applied" when the block runs (an older approved revision).
+    awaiting: dict[str, Outcome] = field(default_factory=dict)
+    services: dict[str, GatewayService] = field(default_factory=dict)
+
+
+def gateway_settings(cluster: Cluster, traffic_type: str) -> GatewaySettings:
+    return GatewaySettings(
+        namespace_scoped_hosts=cluster.namespace_scoped_hosts, secret_namespace=cluster.secret_namespace(traffic_type)
+    )
+
+
+def collect_desired(cluster: Cluster, traffic_type: str) -> Desired:
+    """Every live revision that should run on this gateway, oldest service first (older blocks win clashes)."""
+    desired = Desired()
+    services = (
+        GatewayService.objects.filter(traffic_type=traffic_type, deleting_at__isnull=True)
+        .select_related("team", "current_revision", "approved_revision")
+        .order_by("created_at", "id")
+    )
+    for service in services:
+        sid = str(service.id)
+        current, approved = service.current_revision, service.approved_revision
+        runs = approved if cluster.requires_approval else current
+        waiting = (
+            cluster.requires_approval
+            and current is not None
+            and current.approval == Approval.PENDING
+            and _targets(current.spec, cluster)
+        )
+        if runs is not None and _targets(runs.spec, cluster):
+            desired.items.append(DesiredService(sid, service.team.slug, runs.number, runs.spec, runs.tls_material))
+            desired.services[sid] = service
+            if waiting:
+                desired.awaiting[sid] = Outcome(
+                    State.AWAITING_APPROVAL,
+                    f"revision {runs.number} runs here; revision {current.number} awaits approval",
+                    runs.number,
+                )
+        elif waiting:
+            desired.services[sid] = service
+            desired.preset[sid] = Outcome(
+                State.AWAITING_APPROVAL, f"revision {current.number} awaits approval before it runs on this cluster"
+            )
+    return desired
+
+
+def _targets(spec: dict[str, Any], cluster: Cluster) -> bool:
+    return targets(spec, cluster_name=cluster.name, labels=cluster.labels, enabled=cluster.enabled)
+
+
+@contextlib.contextmanager
+def gateway_lock(cluster_id: int, traffic_type: str) -> Iterator[None]:
+    """One worker at a time per gateway, across every worker process and host."""
+    name = f"{key_prefix()}:lock:{cluster_id}:{traffic_type}"
+    if settings.REDIS_URL:
+        lock = redis_client().lock(name, timeout=LOCK_TTL_SECONDS, blocking_timeout=5)
+        if not lock.acquire():
+            raise GatewayBusy(name)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(redis.exceptions.LockError):
+                lock.release()
+        return
+    if connection.vendor != "postgresql":
+        yield  # SQLite: the embedded demo runs tasks in-process, one at a time.
+        return
+    number = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [number])
+        if not cursor.fetchone()[0]:
+            raise GatewayBusy(name)
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [number])
+
+
+def key_prefix() -> str:
+    """Redis keys are scoped by database so several portals (or test runs) can share one Redis."""
+    return f"gatewayportal:{settings.DATABASES['default']['NAME']}"
+
+
+_redis: dict[str, redis.Redis] = {}
+
+
+def redis_client() -> redis.Redis:
+    if settings.REDIS_URL not in _redis:
+        _redis[settings.REDIS_URL] = redis.Redis.from_url(settings.REDIS_URL)
+    return _redis[settings.REDIS_URL]
+
+
+def gateway_converge(*, cluster_id: int, traffic_type: str, verify_all: bool = False) -> Plan | None:
+    """Converge one gateway. Raises kube.TransientError (retry later) after recording it; None when skipped."""
+    cluster = Cluster.objects.filter(pk=cluster_id).first()
+    if cluster is None or not cluster.enabled:
+        return None
+    with gateway_lock(cluster_id, traffic_type):
+        state, _ = GatewayState.objects.get_or_create(cluster=cluster, traffic_type=traffic_type)
+        desired = collect_desired(cluster, traffic_type)
+        try:
+            plan, live = _plan_and_write(cluster, traffic_type, state, desired, verify_all=verify_all)
+        except kube.KubeError as exc:
+            _record_failure(cluster, traffic_type, state, desired, exc.message)
+            if isinstance(exc, kube.PermanentError):
+                return None
+            raise
+        _record_success(cluster, traffic_type, state, desired, plan, live)
+        return plan
+
+
+def _plan_and_write(
+    cluster: Cluster, traffic_type: str, state: GatewayState, desired: Desired, *, verify_all: bool
+) -> tuple[Plan, dict[str, Any]]:
+    client = kube.client_for(cluster)
+    settings_ = gateway_settings(cluster, traffic_type)
+    namespace, name = cluster.gateway_ref(traffic_type)
+    excluded: dict[str, Outcome] = dict(desired.preset)
+    for _ in range(MAX_CONFLICT_ROUNDS):
+        try:
+            live = client.get_gateway(namespace, name)
+        except kube.NotFoundError:
+            raise kube.PermanentError(f"Gateway {namespace}/{name} does not exist on cluster {cluster.name}")
+        facts = _read_facts(client, desired.items, settings_, state, verify_all=verify_all)
+        plan = plan_gateway(live=live, desired=desired.items, settings=settings_, facts=facts, excluded=excluded)
+        try:
+            failed = _write_secrets(client, plan.secret_ops)
+            if failed:
+                excluded.update(failed)
+                continue
+            if plan.gateway is not None:
+                written = client.replace_gateway(plan.gateway)
+                live = written
+            _delete_secrets(client, plan.secret_ops)
+            return plan, live
+        except kube.ConflictError:
+            logger.info("conflict writing %s/%s on %s; re-reading", namespace, name, cluster.name)
+            continue
+        except kube.PermanentError as exc:
+            rejected = _rejected_by_apiserver(exc, plan, live, desired.items)
+            if not rejected:
+                raise
+            excluded.update(rejected)
+    raise kube.TransientError(f"gave up after {MAX_CONFLICT_ROUNDS} rounds of conflicting writes; will retry")
+
+
+def _read_facts(
+    client: kube.KubeClient,
+    items: list[DesiredService],
+    settings_: GatewaySettings,
+    state: GatewayState,
+    *,
+    verify_all: bool,
+) -> Facts:
+    secret_keys, namespaces = reads_needed(items, settings_, state.secrets, verify_all=verify_all)
+    return Facts(
+        secrets={key: client.get_secret(*key) for key in secret_keys},
+        namespaces={ns: client.namespace_exists(ns) for ns in namespaces},
+        recorded_secrets=dict(state.secrets),
+        recorded_servers=frozenset(state.managed_servers),
+        recorded_digest=state.managed_digest,
+    )
+
+
+def _write_secrets(client: kube.KubeClient, ops: list[SecretOp]) -> dict[str, Outcome]:
+    """Create/update secrets before the Gateway refers to them; a refused one leaves its block out."""
+    failed: dict[str, Outcome] = {}
+    for op in ops:
+        try:
+            if op.action == "create":
+                client.create_secret(op.body)
+            elif op.action == "update":
+                client.replace_secret(op.body)
+        except kube.PermanentError as exc:
+            failed[op.service_id] = Outcome(State.FAILED, f"secret {op.key}: {exc.message}")
+    return failed
+
+
+def _delete_secrets(client: kube.KubeClient, ops: list[SecretOp]) -> None:
+    for op in ops:
+        if op.action == "delete":
+            client.delete_secret(op.namespace, op.name)
+
+
+def _rejected_by_apiserver(
+    exc: kube.PermanentError, plan: Plan, live: dict[str, Any], items: list[DesiredService]
+) -> dict[str, Outcome]:
+    """A 422 naming managed servers: leave those blocks out and try again; anything else is not ours to fix."""
+    if exc.status != 422 or plan.gateway is None:
+        return {}
+    servers = plan.gateway["spec"]["servers"]
+    managed = set(plan.managed_names)
+    by_port = {port_name(item.spec): item for item in items if port_name(item.spec) in managed}
+    rejected: dict[str, Outcome] = {}
+    for cause in exc.causes:
+        match = _CAUSE_SERVER.search(cause.get("field", ""))
+        if not match or int(match.group(1)) >= len(servers):
+            continue
+        item = by_port.get(servers[int(match.group(1))].get("port", {}).get("name"))
+        if item:
+            rejected[item.service_id] = Outcome(
+                State.REJECTED, f"the API server refused the block: {cause['field']}: {cause['message']}", item.revision
+            )
+    return rejected
+
+
+# --- Recording --------------------------------------------------------------------------------------------------------
+
+
+def _record_success(
+    cluster: Cluster, traffic_type: str, state: GatewayState, desired: Desired, plan: Plan, live: dict[str, Any]
+) -> None:
+    outcomes = dict(plan.outcomes)
+    for sid, waiting in desired.awaiting.items():
+        if outcomes.get(sid, Outcome("")).state == State.APPLIED:
+            outcomes[sid] = waiting
+    refused = bool(plan.refused)
+    with transaction.atomic():
+        _write_statuses(cluster, traffic_type, desired, outcomes, remove_others=not refused)
+        _audit_changes(cluster, traffic_type, state, desired, plan)
+        if not refused:
+            state.managed_servers = plan.managed_names
+            state.managed_digest = plan.managed_digest
+            state.secrets = plan.secrets_record
+        state.resource_version = (live.get("metadata") or {}).get("resourceVersion", "")
+        state.last_reconciled_at = timezone.now()
+        state.last_result = "refused" if refused else "ok"
+        state.last_message = plan.refused
+        state.save()
+
+
+def _record_failure(cluster: Cluster, traffic_type: str, state: GatewayState, desired: Desired, message: str) -> None:
+    """A cluster error: services not yet converged here show it; the gateway keeps what it had."""
+    outcomes = dict(desired.preset)
+    for item in desired.items:
+        outcomes.setdefault(item.service_id, Outcome(State.FAILED, message, item.revision))
+    with transaction.atomic():
+        _write_statuses(cluster, traffic_type, desired, outcomes, remove_others=False, keep_applied=True)
+        if state.last_result != "failed" or state.last_message != message:
+            audit_record(
+                action="apply.failed",
+                object_type="gateway",
+                object_id=f"{cluster.name}/{traffic_type}",
+                object_repr=_gateway_repr(cluster, traffic_type),
+                cluster=cluster.name,
+                data={"traffic_type": traffic_type, "message": message},
+            )
+        state.last_reconciled_at = timezone.now()
+        state.last_result = "failed"
+        state.last_message = message
+        state.save()
+
+
+def _write_statuses(
+    cluster: Cluster,
+    traffic_type: str,
+    desired: Desired,
+    outcomes: dict[str, Outcome],
+    *,
+    remove_others: bool,
+    keep_applied: bool = False,
+) -> None:
+    existing = {
+        str(s.service_id): s for s in GatewayServiceStatus.objects.filter(cluster=cluster, traffic_type=traffic_type)
+    }
+    to_create, to_update = [], []
+    for sid, outcome in outcomes.items():
+        status = existing.get(sid)
+        if status is None:
+            to_create.append(
+                GatewayServiceStatus(
+                    service_id=sid,
+                    cluster=cluster,
+                    traffic_type=traffic_type,
+                    state=outcome.state,
+                    revision=outcome.revision,
+                    message=outcome.message,
+                )
+            )
+            continue
+        if keep_applied and status.state == State.APPLIED and status.revision == outcome.revision:
+            continue
+        if (status.state, status.revision, status.message) != (outcome.state, outcome.revision, outcome.message):
+            status.state, status.revision, status.message = outcome.state, outcome.revision, outcome.message
+            status.updated_at = timezone.now()
+            to_update.append(status)
+    GatewayServiceStatus.objects.bulk_create(to_create)
+    GatewayServiceStatus.objects.bulk_update(to_update, ["state", "revision", "message", "updated_at"])
+    if remove_others:
+        gone = [sid for sid in existing if sid not in outcomes]
+        if gone:
+            GatewayServiceStatus.objects.filter(cluster=cluster, service_id__in=gone).delete()
+            _remove_finished_services(gone)
+
+
+def _remove_finished_services(service_ids: list[str]) -> None:
+    """A service being deleted disappears once no cluster holds its block any more (its audit stays)."""
+    finished = GatewayService.objects.filter(id__in=service_ids, deleting_at__isnull=False, statuses__isnull=True)
+    for service in finished.select_related("team"):
+        audit_record(
+            action="gateway_service.removed",
+            object_type="gateway_service",
+            object_id=str(service.id),
+            object_repr=str(service),
+            team=service.team.slug,
+            data={"message": "removed from every cluster"},
+        )
+        service.delete()
+
+
+def _audit_changes(cluster: Cluster, traffic_type: str, state: GatewayState, desired: Desired, plan: Plan) -> None:
+    if plan.gateway is not None:
+        audit_record(
+            action="gateway.applied",
+            object_type="gateway",
+            object_id=f"{cluster.name}/{traffic_type}",
+            object_repr=_gateway_repr(cluster, traffic_type),
+            cluster=cluster.name,
+            data={"traffic_type": traffic_type, "servers": plan.servers_diff},
+        )
+        if plan.drift:
+            audit_record(
+                action="drift.healed",
+                object_type="gateway",
+                object_id=f"{cluster.name}/{traffic_type}",
+                object_repr=_gateway_repr(cluster, traffic_type),
+                cluster=cluster.name,
+                data={"traffic_type": traffic_type, "servers": plan.servers_diff},
+            )
+    teams = {item.service_id: item.team for item in desired.items}
+    for op in plan.secret_ops:
+        if op.action in ("create", "update", "delete"):
+            audit_record(
+                action=f"secret.{op.action}d",
+                object_type="secret",
+                object_id=op.key,
+                object_repr=op.key,
+                team=teams.get(op.service_id),
+                cluster=cluster.name,
+                data={"traffic_type": traffic_type, "service": op.service_id},
+            )
+
+
+def _gateway_repr(cluster: Cluster, traffic_type: str) -> str:
+    namespace, name = cluster.gateway_ref(traffic_type)
+    return f"{cluster.name}:{namespace}/{name}"
