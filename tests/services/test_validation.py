@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from services.rendering import GatewaySettings, render_server
 from services.validation import (
     Issue,
     dns_name_problem,
@@ -516,6 +517,10 @@ def spec_with(base: dict[str, Any] = BASE_SPEC, **changes: Any) -> dict[str, Any
 )
 def test_valid_specs(spec):
     assert validate_spec(spec, has_tls_material=True) == {}
+    # What the portal accepts must render to a block Istio admits, with either host style.
+    for scoped in (True, False):
+        block = render_server(spec, GatewaySettings(namespace_scoped_hosts=scoped))
+        assert errors(validate_server(block)) == []
 
 
 @pytest.mark.parametrize(

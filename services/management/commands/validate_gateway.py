@@ -46,6 +46,8 @@ def _entry(issue: Issue) -> dict[str, str]:
 
 class Command(BaseCommand):
     help = "Validate Istio Gateway manifests (YAML or JSON, one or many documents) with Istio's admission rules."
+    # Pure file-in, verdict-out: nothing here depends on the project's system checks passing.
+    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("file", help="Path of a YAML or JSON file, or '-' for standard input.")
