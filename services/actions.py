@@ -489,3 +489,27 @@ def _team_state(team: Team) -> dict[str, Any]:
         "allow_wildcards": team.allow_wildcards,
         "members": sorted(team.members.values_list("username", flat=True)),
     }
+
+
+def gateway_service_create_from_payload(
+    *, payload: dict[str, Any], team: Team, is_platform: bool = False, user=None
+) -> tuple[GatewayService, list[str]]:
+    """Files a request from an API-shaped payload (ticket webhook, YAML import), validated exactly like the API.
+
+    Refusals raise rest_framework's ValidationError with DRF-shaped `detail`.
+    """
+    from rest_framework.exceptions import ValidationError
+
+    from services.api.serializers import GatewayServiceSerializer
+
+    serializer = GatewayServiceSerializer(data=payload)
+    serializer.is_valid(raise_exception=True)
+    data = dict(serializer.validated_data)
+    given_team = data.pop("team", None)
+    if given_team and given_team != team.slug:
+        raise ValidationError({"team": [f"Requests from this source are filed for team '{team.slug}' only."]})
+    try:
+        with transaction.atomic():
+            return gateway_service_create(team=team, data=data, user=user, is_platform=is_platform)
+    except DomainError as exc:
+        raise ValidationError(exc.errors) from exc

@@ -10,7 +10,6 @@ from rest_framework.exceptions import ValidationError
 
 from gatewayportal.exceptions import DomainError
 from services import actions
-from services.api.serializers import GatewayServiceSerializer
 from services.models import GatewayService, Team
 
 API_VERSIONS = ("gatewayservice.xunholy.github.com/v1alpha1", "crd.xunholy.github.com/v1alpha1")
@@ -85,14 +84,9 @@ def import_documents(*, text: str, team: Team, clusters: list[str], user, is_pla
                 continue
             try:
                 payload = to_payload(document, team=team, clusters=clusters)
-                serializer = GatewayServiceSerializer(data=payload)
-                serializer.is_valid(raise_exception=True)
-                data = dict(serializer.validated_data)
-                data.pop("team", None)
-                with transaction.atomic():
-                    service, _ = actions.gateway_service_create(
-                        team=team, data=data, user=user, is_platform=is_platform
-                    )
+                service, _ = actions.gateway_service_create_from_payload(
+                    payload=payload, team=team, is_platform=is_platform, user=user
+                )
                 created.append(service)
             except (ValidationError, DomainError) as exc:
                 errors[str(index)] = exc.detail if isinstance(exc, ValidationError) else exc.errors
