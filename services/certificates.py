@@ -149,6 +149,8 @@ def check_tls_material(
     warn_days: int = 30,
 ) -> CertificateCheck:
     """Parse and cross-check certificate chain, key and CA against the service's hosts and mode."""
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=UTC)  # certificate times are UTC; a naive `now` is taken to be UTC too
     check = CertificateCheck(normalized={"cert": None, "key": None, "ca_cert": None})
     chain = _parse_chain(check, cert)
     private_key = _parse_key(check, key)

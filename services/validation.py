@@ -571,7 +571,7 @@ def _server_advice(server: Any, path: str) -> list[Issue]:
     tls = server.get("tls") if isinstance(server.get("tls"), dict) else {}
     protocol = parse_protocol(port.get("protocol"))
     issues = []
-    if tls.get("httpsRedirect") is True and protocol not in HTTP_FAMILY:
+    if tls.get("httpsRedirect") is True and protocol is not None and protocol not in HTTP_FAMILY:
         issues.append(
             Issue(
                 _join(path, "tls.httpsRedirect"),

@@ -295,3 +295,7 @@ def test_inspect_secret_data(rsa_leaf):
 
 def test_san_covers_helper_is_case_insensitive():
     assert san_covers("*.EXAMPLE.com", "Www.example.COM")
+
+
+def test_naive_now_is_taken_as_utc(rsa_leaf):
+    assert check(rsa_leaf, now=datetime.now(UTC).replace(tzinfo=None)).errors == {}

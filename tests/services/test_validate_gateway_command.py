@@ -165,3 +165,9 @@ def test_stdin_subprocess_exit_codes():
     unreadable = subprocess_run(["-"], "key: [unclosed\n")
     assert unreadable.returncode == 2
     assert "cannot parse" in unreadable.stderr
+
+
+def test_json_with_tabs_is_read_as_json(tmp_path):
+    path = tmp_path / "tabs.json"
+    path.write_text(json.dumps(VALID, indent="\t"))
+    assert run(str(path)) == (0, "")

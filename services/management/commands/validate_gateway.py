@@ -20,9 +20,13 @@ EXIT_UNREADABLE = 2
 
 def read_documents(text: str) -> list[Any]:
     """Every non-empty document of a YAML stream (JSON is read the same way; a JSON list is many documents)."""
-    if text.lstrip().startswith("["):
-        loaded = json.loads(text)
-        return loaded if isinstance(loaded, list) else [loaded]
+    if text.lstrip()[:1] in ("{", "["):
+        try:
+            loaded = json.loads(text)
+        except json.JSONDecodeError:
+            pass  # YAML flow style also starts with '{' or '['; let the YAML parser judge it.
+        else:
+            return loaded if isinstance(loaded, list) else [loaded]
     return [document for document in yaml.safe_load_all(text) if document is not None]
 
 
