@@ -100,7 +100,7 @@ class KubeSim:
         return str(self.tls.ca_file) if self.tls else None
 
     def start(self) -> KubeSim:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="kubesim", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="kubesim", daemon=True)
         self._thread.start()
         return self
 

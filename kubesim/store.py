@@ -78,7 +78,7 @@ class Store:
         self._check_namespace_field(kind, namespace, metadata)
         for key in _SERVER_FIELDS:
             metadata.pop(key, None)
-        obj = resources.admit(kind, obj, version)
+        obj = _drop_empty_metadata(resources.admit(kind, obj, version))
         name = obj["metadata"]["name"]
         with self._lock:
             if kind.namespaced and (NAMESPACES.resource, "", namespace) not in self._objects:
@@ -152,7 +152,7 @@ class Store:
         for key in _SERVER_FIELDS:
             metadata.pop(key, None)
         metadata.update(name=old["metadata"]["name"])
-        obj = resources.admit(kind, obj, version)
+        obj = _drop_empty_metadata(resources.admit(kind, obj, version))
         resources.reject_immutable_change(kind, old, obj)
         for key in ("uid", "creationTimestamp", "generation", "namespace", "resourceVersion"):
             if key in old["metadata"]:
@@ -171,10 +171,6 @@ class Store:
         return self._save((kind.resource, old["metadata"].get("namespace", ""), old["metadata"]["name"]), obj)
 
     def _save(self, key: tuple[str, str, str], obj: Object) -> Object:
-        # ObjectMeta is serialised with omitempty: empty maps and lists disappear.
-        for field in ("labels", "annotations", "finalizers", "ownerReferences"):
-            if not obj["metadata"].get(field, True):
-                del obj["metadata"][field]
         self._revision += 1
         obj["metadata"]["resourceVersion"] = str(self._revision)
         self._objects[key] = obj
@@ -236,3 +232,11 @@ def _check_name_matches(obj: Object, name: str) -> None:
     sent = obj["metadata"].get("name", name)
     if sent != name:
         raise bad_request(f"the name of the object ({sent}) does not match the name on the URL ({name})")
+
+
+def _drop_empty_metadata(obj: Object) -> Object:
+    """ObjectMeta is serialised with omitempty, so empty maps and lists are not stored."""
+    for field in ("labels", "annotations", "finalizers", "ownerReferences"):
+        if field in obj["metadata"] and not obj["metadata"][field]:
+            del obj["metadata"][field]
+    return obj
