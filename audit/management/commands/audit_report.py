@@ -2,7 +2,7 @@ import contextlib
 import json
 import sys
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TextIO
 
 from django.core.management.base import BaseCommand, CommandError
@@ -21,7 +21,7 @@ def _moment(option: str, value: str) -> datetime:
     parsed = parse_datetime(value)
     if parsed is None:
         raise CommandError(f"{option} {value!r} is not an ISO 8601 date or date-time (e.g. 2025-01-31T12:00:00Z).")
-    return parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed, timezone.UTC)
+    return parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed, UTC)
 
 
 @contextlib.contextmanager
