@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+import ssl
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -75,8 +77,7 @@ class KubeSim:
             self.tokens.set(token)
         self.tls: ServerTLS | None = generate() if tls else None
         self._writers: list[ConcurrentWriter] = []
-        self._server = ThreadingHTTPServer((host, port), _Handler)
-        self._server.daemon_threads = True
+        self._server = _Server((host, port), _Handler)
         self._server.sim = self  # type: ignore[attr-defined]
         if self.tls:
             self._server.socket = self.tls.context.wrap_socket(
@@ -164,6 +165,15 @@ class KubeSim:
             "contexts": [{"name": "kubesim", "context": {"cluster": "kubesim", "user": "kubesim"}}],
             "current-context": "kubesim",
         }
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Clients that hang up or refuse the certificate are normal here; anything else is a kubesim bug."""
+        if not isinstance(sys.exc_info()[1], ssl.SSLError | ConnectionError | TimeoutError):
+            super().handle_error(request, client_address)
 
 
 class _Dropped(Exception):
