@@ -120,7 +120,11 @@ def test_jira_created_issue_reads_an_adf_code_block():
         "version": 1,
         "content": [
             {"type": "paragraph", "content": [{"type": "text", "text": "Please expose:"}]},
-            {"type": "codeBlock", "attrs": {"language": "json"}, "content": [{"type": "text", "text": '{"name": "a"}'}]},
+            {
+                "type": "codeBlock",
+                "attrs": {"language": "json"},
+                "content": [{"type": "text", "text": '{"name": "a"}'}],
+            },
         ],
     }
     event = parsers.parse_jira(payload, body=body, **JIRA_MAP)

@@ -129,7 +129,9 @@ def hub(secret: str, body: bytes) -> dict[str, str]:
 
 
 def test_hub_signature_accepts_hex_hmac_of_the_raw_body():
-    signatures.verify_hub_signature(secrets_=["jira-secret-0123456789"], headers=hub("jira-secret-0123456789", BODY), body=BODY)
+    signatures.verify_hub_signature(
+        secrets_=["jira-secret-0123456789"], headers=hub("jira-secret-0123456789", BODY), body=BODY
+    )
 
 
 @pytest.mark.parametrize(
@@ -165,8 +167,12 @@ def test_generated_secrets_are_valid_for_their_kind():
 
 @pytest.mark.parametrize(
     ("kind", "secret"),
-    [("generic", "whsec_not base64"), ("generic", "whsec_" + base64.b64encode(b"short").decode()), ("jira", "short"),
-     ("servicenow", "has spaces in the token")],
+    [
+        ("generic", "whsec_not base64"),
+        ("generic", "whsec_" + base64.b64encode(b"short").decode()),
+        ("jira", "short"),
+        ("servicenow", "has spaces in the token"),
+    ],
 )
 def test_unusable_secrets_are_explained(kind, secret):
     assert signatures.secret_problem(kind, secret)
