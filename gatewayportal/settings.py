@@ -160,7 +160,10 @@ LOG_FORMAT = env("LOG_FORMAT", default="json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "gatewayportal.logging.RequestIDFilter"}},
+    "filters": {
+        "request_id": {"()": "gatewayportal.logging.RequestIDFilter"},
+        "redact": {"()": "gatewayportal.logging.RedactSecretsFilter"},
+    },
     "formatters": {
         "json": {
             "()": "pythonjsonlogger.json.JsonFormatter",
@@ -173,7 +176,7 @@ LOGGING = {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": LOG_FORMAT,
-            "filters": ["request_id"],
+            "filters": ["request_id", "redact"],
         },
         # SIEM hand-off: audit events are always one JSON object per line, whatever LOG_FORMAT says.
         "audit": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["request_id"]},
