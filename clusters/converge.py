@@ -146,6 +146,14 @@ def gateway_converge(*, cluster_id: int, traffic_type: str, verify_all: bool = F
     with gateway_lock(cluster_id, traffic_type):
         state, _ = GatewayState.objects.get_or_create(cluster=cluster, traffic_type=traffic_type)
         desired = collect_desired(cluster, traffic_type)
+        if not (
+            desired.items
+            or desired.preset
+            or state.managed_servers
+            or state.secrets
+            or _has_statuses(cluster, traffic_type)
+        ):
+            return None  # the portal has never had anything on this gateway: nothing to converge
         try:
             plan, live = _plan_and_write(cluster, traffic_type, state, desired, verify_all=verify_all)
         except kube.KubeError as exc:
@@ -157,10 +165,15 @@ def gateway_converge(*, cluster_id: int, traffic_type: str, verify_all: bool = F
         return plan
 
 
+def _has_statuses(cluster: Cluster, traffic_type: str) -> bool:
+    return GatewayServiceStatus.objects.filter(cluster=cluster, traffic_type=traffic_type).exists()
+
+
 def _plan_and_write(
     cluster: Cluster, traffic_type: str, state: GatewayState, desired: Desired, *, verify_all: bool
 ) -> tuple[Plan, dict[str, Any]]:
     client = kube.client_for(cluster)
+    client.remember_istio_api_version(cluster.istio_api_version)
     settings_ = gateway_settings(cluster, traffic_type)
     namespace, name = cluster.gateway_ref(traffic_type)
     excluded: dict[str, Outcome] = dict(desired.preset)

@@ -134,6 +134,12 @@ class KubeClient:
             self._istio_version = version
         return f"{ISTIO_GROUP}/{self._istio_version}"
 
+    def remember_istio_api_version(self, api_version: str) -> None:
+        """Seed discovery from what the last check found, so a routine reconcile costs one GET."""
+        group, _, version = api_version.partition("/")
+        if self._istio_version is None and group == ISTIO_GROUP and version in ISTIO_VERSIONS:
+            self._istio_version = version
+
     def get_gateway(self, namespace: str, name: str) -> dict[str, Any]:
         version = self.istio_api_version().rsplit("/", 1)[1]
         with _translated(f"reading Gateway {namespace}/{name}"):

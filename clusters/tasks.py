@@ -1,0 +1,59 @@
+"""Thin Celery entry points: ids in, call the converge/check actions, retry only transient errors."""
+
+from __future__ import annotations
+
+import logging
+import random
+
+from celery import shared_task
+from celery.exceptions import MaxRetriesExceededError
+
+from clusters import actions, converge, kube
+from clusters.models import Cluster
+from gatewayportal.context import acting_as
+
+logger = logging.getLogger(__name__)
+
+TRAFFIC_TYPES = ("ingress", "egress")
+MAX_RETRIES = 5
+BACKOFF_BASE_SECONDS = 1.0
+BACKOFF_CAP_SECONDS = 60.0
+BUSY_RETRY_SECONDS = 1.0
+
+
+def backoff(attempt: int) -> float:
+    """Exponential backoff with full jitter, so many gateways failing together do not retry in step."""
+    return random.uniform(0, min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2**attempt)) + 0.1
+
+
+@shared_task(bind=True, acks_late=True, max_retries=MAX_RETRIES, ignore_result=True)
+def reconcile_gateway(self, cluster_id: int, traffic_type: str, verify_all: bool = False) -> None:
+    # Cleared before reading the database: a change committed from now on enqueues another run.
+    actions.clear_pending(cluster_id, traffic_type)
+    with acting_as(name="worker", source="worker"):
+        try:
+            converge.gateway_converge(cluster_id=cluster_id, traffic_type=traffic_type, verify_all=verify_all)
+        except converge.GatewayBusy:
+            # Another worker is on this gateway and may have read the database before our change: run after it.
+            reconcile_gateway.apply_async((cluster_id, traffic_type, verify_all), countdown=BUSY_RETRY_SECONDS)
+        except kube.TransientError as exc:
+            try:
+                raise self.retry(countdown=backoff(self.request.retries), exc=exc)
+            except MaxRetriesExceededError:
+                logger.warning("giving up on %s/%s until the next sweep: %s", cluster_id, traffic_type, exc.message)
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def sweep_gateways() -> None:
+    """Beat: reconcile every gateway of every enabled cluster, verifying secrets too (drift detection)."""
+    for cluster_id in Cluster.objects.filter(enabled=True).values_list("id", flat=True):
+        for traffic_type in TRAFFIC_TYPES:
+            reconcile_gateway.delay(cluster_id, traffic_type, True)
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def check_cluster_health() -> None:
+    """Beat: refresh every enabled cluster's health fields."""
+    for cluster in Cluster.objects.filter(enabled=True):
+        with acting_as(name="scheduler", source="scheduler"):
+            actions.cluster_check(cluster=cluster, permissions=False)

@@ -1,0 +1,89 @@
+"""Build clusters and services straight through the ORM (the services actions are exercised elsewhere)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from clusters.models import Cluster
+from services.models import GatewayService, GatewayServiceRevision, Team
+from tests.certs import make_cert
+
+
+def sim_cluster(sim: Any, name: str, **fields: Any) -> Cluster:
+    """A cluster pointing at a running kubesim with its token."""
+    fields.setdefault("labels", {})
+    return Cluster.objects.create(name=name, api_server=sim.url, token=sim.token, ca_cert=sim.ca_pem or "", **fields)
+
+
+def team(slug: str = "payments") -> Team:
+    return Team.objects.get_or_create(
+        slug=slug, defaults={"name": slug.title(), "namespaces": [slug], "allowed_domains": [f"{slug}.example.com"]}
+    )[0]
+
+
+def spec(name: str = "checkout", **overrides: Any) -> dict[str, Any]:
+    value = {
+        "name": name,
+        "namespace": "payments",
+        "traffic_type": "ingress",
+        "hosts": [f"{name}.payments.example.com"],
+        "port": 80,
+        "protocol": "HTTP",
+        "mode": None,
+        "tls_options": {},
+        "https_redirect": False,
+        "min_protocol_version": None,
+        "max_protocol_version": None,
+        "clusters": [],
+        "cluster_selector": None,
+        "ticket": "",
+    }
+    value.update(overrides)
+    return value
+
+
+def tls_material(host: str) -> dict[str, Any]:
+    leaf = make_cert(dns_names=[host])
+    return {"cert": leaf.cert_pem, "key": leaf.key_pem, "ca_cert": None}
+
+
+def make_service(
+    name: str = "checkout",
+    *,
+    material: dict[str, Any] | None = None,
+    approval: str = "not_required",
+    **overrides: Any,
+) -> GatewayService:
+    value = spec(name, **overrides)
+    service = GatewayService.objects.create(
+        name=name, team=team(), namespace=value["namespace"], traffic_type=value["traffic_type"]
+    )
+    add_revision(service, value, material=material, approval=approval)
+    return service
+
+
+def add_revision(
+    service: GatewayService,
+    value: dict[str, Any],
+    *,
+    material: dict[str, Any] | None = None,
+    approval: str = "not_required",
+) -> GatewayServiceRevision:
+    number = service.revisions.count() + 1
+    revision = GatewayServiceRevision.objects.create(
+        service=service, number=number, spec=value, tls_material=material, approval=approval
+    )
+    service.current_revision = revision
+    if approval in ("approved", "not_required"):
+        service.approved_revision = revision
+    service.save()
+    return revision
+
+
+def tls_service(name: str = "shop", mode: str = "SIMPLE", **overrides: Any) -> GatewayService:
+    host = f"{name}.payments.example.com"
+    overrides.setdefault("port", 443)
+    overrides.setdefault("protocol", "HTTPS")
+    return make_service(
+        name, mode=mode, tls_options={"tls_secret": {}}, hosts=[host], material=tls_material(host), **overrides
+    )
