@@ -25,12 +25,18 @@ class ConcurrentWriter:
         self.interval = interval_ms / 1000
         self.mode = mode
         self.writes = 0
+        self._wrote = threading.Condition()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"kubesim-writer-{name}", daemon=True)
 
     def start(self) -> ConcurrentWriter:
         self._thread.start()
         return self
+
+    def wait(self, writes: int = 1, timeout: float = 5.0) -> bool:
+        """Block until the writer has made `writes` changes; False if that did not happen within `timeout`."""
+        with self._wrote:
+            return self._wrote.wait_for(lambda: self.writes >= writes, timeout)
 
     def stop(self) -> None:
         self._stop.set()
@@ -42,7 +48,9 @@ class ConcurrentWriter:
                 self.store.modify(GATEWAYS, self.namespace, self.name, self._change)
             except ApiError:
                 continue  # the Gateway may be deleted and recreated by the test; keep trying
-            self.writes += 1
+            with self._wrote:
+                self.writes += 1
+                self._wrote.notify_all()
 
     def _change(self, gateway: Object) -> None:
         counter = self.writes + 1
