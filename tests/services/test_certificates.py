@@ -17,7 +17,7 @@ from services.certificates import (
 )
 from tests.certs import b64, make_ca, make_cert
 
-SEEDS = Path("/work/shared/seeds/examples")
+SEEDS = Path(__file__).resolve().parent / "seed_examples"
 NOW = datetime.now(UTC)
 
 

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from django.core.management import CommandError, call_command
 
-SEED_GATEWAY = Path("/work/shared/seeds/examples/gateway.yaml")
+SEED_GATEWAY = Path(__file__).resolve().parent / "seed_examples" / "gateway.yaml"
 REPO = Path(__file__).resolve().parents[2]
 
 VALID = {
