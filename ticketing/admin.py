@@ -9,6 +9,8 @@ from gatewayportal.context import acting_as
 from ticketing import actions, signatures
 from ticketing.models import TicketingSource, WebhookDelivery
 
+SOURCE_FIELDS = ("name", "kind", "team", "approved_statuses", "rejected_statuses", "enabled")
+
 
 class TicketingSourceForm(forms.ModelForm):
     """The secret is never shown: it is set on creation (generated when left blank) and rotated by an action."""
@@ -22,7 +24,7 @@ class TicketingSourceForm(forms.ModelForm):
 
     class Meta:
         model = TicketingSource
-        fields = ["name", "kind", "team", "approved_statuses", "rejected_statuses", "enabled"]
+        fields = SOURCE_FIELDS
 
     def clean(self):
         cleaned = super().clean()
@@ -51,11 +53,12 @@ class TicketingSourceAdmin(admin.ModelAdmin):
         return [*self.readonly_fields, "kind"] if obj else self.readonly_fields
 
     def save_model(self, request, obj, form, change):
-        data = {name: form.cleaned_data[name] for name in form.Meta.fields if name in form.cleaned_data}
+        data = {name: form.cleaned_data[name] for name in SOURCE_FIELDS if name in form.cleaned_data}
         with _admin_actor(request):
             if change:
                 data.pop("kind", None)
-                actions.ticketing_source_update(source=obj, data=data)
+                # The form has already written into `obj`; the action diffs against the stored row.
+                actions.ticketing_source_update(source=TicketingSource.objects.get(pk=obj.pk), data=data)
                 return
             data["secret"] = form.cleaned_data.get("new_secret") or None
             source, secret = actions.ticketing_source_create(data=data)
