@@ -67,6 +67,11 @@ def check_name(kind: Kind, name: str) -> list[Cause]:
 
 
 def _admit_gateway(obj: dict[str, Any], version: str) -> dict[str, Any]:
+    expected = GATEWAYS.api_version(version)
+    if obj.get("apiVersion", expected) != expected:
+        raise bad_request(
+            f"the API version in the data ({obj['apiVersion']}) does not match the expected API version ({expected})"
+        )
     version_schema = schema.crd_versions()[version]
     pruned = schema.prune_object(version_schema, obj)
     name = pruned["metadata"].get("name", "")

@@ -225,7 +225,9 @@ class Store:
 
 
 def _comparable(obj: Object) -> Object:
-    return {**obj, "metadata": {k: v for k, v in obj["metadata"].items() if k != "resourceVersion"}}
+    """What makes a write a no-op: the same object served at another version is still the same object."""
+    body = {k: v for k, v in obj.items() if k != "apiVersion"}
+    return {**body, "metadata": {k: v for k, v in obj["metadata"].items() if k != "resourceVersion"}}
 
 
 def _check_name_matches(obj: Object, name: str) -> None:

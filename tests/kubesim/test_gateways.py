@@ -239,3 +239,23 @@ def test_create_in_missing_namespace_is_not_found(custom: client.CustomObjectsAp
     status, body = _error(custom.create_namespaced_custom_object, GROUP, "v1", "nowhere", PLURAL, _gateway("g", []))
 
     assert (status, body["message"]) == (404, 'namespaces "nowhere" not found')
+
+
+def test_same_object_written_through_another_version_is_a_no_op(custom: client.CustomObjectsApi) -> None:
+    gateway = custom.get_namespaced_custom_object(GROUP, "v1beta1", NS, PLURAL, "ingress-gateway")
+
+    replaced = custom.replace_namespaced_custom_object(GROUP, "v1beta1", NS, PLURAL, "ingress-gateway", gateway)
+
+    assert replaced["apiVersion"] == f"{GROUP}/v1beta1"
+    assert replaced["metadata"]["resourceVersion"] == gateway["metadata"]["resourceVersion"]
+
+
+def test_body_api_version_must_match_the_url(custom: client.CustomObjectsApi) -> None:
+    gateway = custom.get_namespaced_custom_object(GROUP, "v1", NS, PLURAL, "ingress-gateway")
+
+    status, body = _error(
+        custom.replace_namespaced_custom_object, GROUP, "v1alpha3", NS, PLURAL, "ingress-gateway", gateway
+    )
+
+    assert (status, body["reason"]) == (400, "BadRequest")
+    assert "does not match the expected API version (networking.istio.io/v1alpha3)" in body["message"]
