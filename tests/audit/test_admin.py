@@ -31,7 +31,9 @@ def test_nobody_may_add_change_or_delete_audit_events(superuser_client, rf):
     assert not model_admin.has_add_permission(request)
     assert not model_admin.has_change_permission(request, event)
     assert not model_admin.has_delete_permission(request, event)
-    assert client.get("/admin/audit/auditevent/?q=payments").status_code == 200
+    changelist = client.get("/admin/audit/auditevent/?q=payments")
+    assert changelist.status_code == 200
+    assert "/admin/audit/auditevent/report/" in changelist.content.decode()
     assert client.get(f"/admin/audit/auditevent/{event.pk}/change/").status_code == 200
     assert client.post(f"/admin/audit/auditevent/{event.pk}/delete/").status_code == 403
     assert AuditEvent.objects.filter(pk=event.pk).exists()
