@@ -182,7 +182,7 @@ def _plan_and_write(
             live = client.get_gateway(namespace, name)
         except kube.NotFoundError:
             raise kube.PermanentError(f"Gateway {namespace}/{name} does not exist on cluster {cluster.name}")
-        facts = _read_facts(client, desired.items, settings_, state, verify_all=verify_all)
+        facts = read_facts(client, desired.items, settings_, state, verify_all=verify_all)
         plan = plan_gateway(live=live, desired=desired.items, settings=settings_, facts=facts, excluded=excluded)
         try:
             failed = _write_secrets(client, plan.secret_ops)
@@ -205,7 +205,7 @@ def _plan_and_write(
     raise kube.TransientError(f"gave up after {MAX_CONFLICT_ROUNDS} rounds of conflicting writes; will retry")
 
 
-def _read_facts(
+def read_facts(
     client: kube.KubeClient,
     items: list[DesiredService],
     settings_: GatewaySettings,

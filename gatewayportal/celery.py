@@ -9,3 +9,17 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gatewayportal.settings")
 app = Celery("gatewayportal")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@app.on_after_finalize.connect
+def _beat_schedule(sender: Celery, **kwargs) -> None:
+    """Periodic work, with intervals from Django settings (read once Django is configured)."""
+    from django.conf import settings
+
+    sender.conf.beat_schedule = {
+        "sweep-gateways": {"task": "clusters.tasks.sweep_gateways", "schedule": settings.SWEEP_INTERVAL_SECONDS},
+        "check-cluster-health": {
+            "task": "clusters.tasks.check_cluster_health",
+            "schedule": settings.HEALTH_CHECK_INTERVAL_SECONDS,
+        },
+    }

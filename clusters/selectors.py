@@ -1,0 +1,116 @@
+"""Reads about clusters, including live views of their gateways (which never raise on cluster errors)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+
+from clusters import converge, kube
+from clusters.models import Cluster, GatewayState
+from clusters.reconcile import PortIndex, plan_gateway, server_name, split_servers
+from services.models import GatewayService
+from services.rendering import port_name
+
+
+def cluster_list() -> QuerySet[Cluster]:
+    """Every team may see every cluster (without credentials: the serializers never return them)."""
+    return Cluster.objects.all()
+
+
+def gateway_view(*, cluster: Cluster, traffic_type: str) -> dict[str, Any]:
+    """The live Gateway, which servers the portal manages, and the drift between live and desired."""
+    namespace, name = cluster.gateway_ref(traffic_type)
+    recorded_state = GatewayState.objects.filter(cluster=cluster, traffic_type=traffic_type).first()
+    state = recorded_state or GatewayState(cluster=cluster, traffic_type=traffic_type)
+    view: dict[str, Any] = {
+        "cluster": cluster.name,
+        "traffic_type": traffic_type,
+        "gateway": f"{namespace}/{name}",
+        "reachable": False,
+        "message": "",
+        "live": None,
+        "managed_servers": [],
+        "unmanaged_servers": [],
+        "desired_servers": [],
+        "drift": {"added": [], "removed": [], "changed": []},
+        "in_sync": False,
+        "last_reconciled_at": state.last_reconciled_at,
+        "last_result": state.last_result,
+        "last_message": state.last_message,
+    }
+    try:
+        client = kube.client_for(cluster)
+        client.remember_istio_api_version(cluster.istio_api_version)
+        live = client.get_gateway(namespace, name)
+        desired = converge.collect_desired(cluster, traffic_type)
+        settings_ = converge.gateway_settings(cluster, traffic_type)
+        facts = converge.read_facts(client, desired.items, settings_, state, verify_all=False)
+    except kube.KubeError as exc:
+        view["message"] = exc.message
+        return view
+    unmanaged, managed = split_servers(live, state.managed_servers)
+    plan = plan_gateway(live=live, desired=desired.items, settings=settings_, facts=facts, excluded=desired.preset)
+    view.update(
+        reachable=True,
+        live=live,
+        managed_servers=sorted(managed),
+        unmanaged_servers=[server_name(s) for s in unmanaged],
+        desired_servers=plan.managed_names,
+        drift=plan.servers_diff,
+        in_sync=plan.gateway is None,
+    )
+    return view
+
+
+def live_diff(*, cluster: Cluster, traffic_type: str, server: dict[str, Any], service_id: str | None) -> dict[str, Any]:
+    """For dry runs: what writing `server` would change in this cluster's live Gateway, and what it clashes with."""
+    namespace, name = cluster.gateway_ref(traffic_type)
+    answer: dict[str, Any] = {
+        "cluster": cluster.name,
+        "traffic_type": traffic_type,
+        "reachable": False,
+        "message": "",
+        "added": [],
+        "removed": [],
+        "changed": [],
+        "conflicts": [],
+    }
+    try:
+        client = kube.client_for(cluster)
+        client.remember_istio_api_version(cluster.istio_api_version)
+        live = client.get_gateway(namespace, name)
+    except kube.KubeError as exc:
+        answer["message"] = exc.message
+        return answer
+    answer["reachable"] = True
+    state = GatewayState.objects.filter(cluster=cluster, traffic_type=traffic_type).first()
+    unmanaged, managed = split_servers(live, state.managed_servers if state else ())
+    own_name = _current_port_name(service_id)
+    index = PortIndex()
+    for other in unmanaged:
+        index.add(other, f"unmanaged server {server_name(other)!r}")
+    for other_name, other in managed.items():
+        if other_name not in (own_name, server_name(server)):
+            index.add(other, f"managed server {other_name!r}")
+    clash = index.clash(server)
+    if clash:
+        answer["conflicts"].append(clash)
+    new_name = server_name(server)
+    if own_name and own_name != new_name and own_name in managed:
+        answer["removed"].append(managed[own_name])
+    if new_name in managed:
+        if managed[new_name] != server:
+            answer["changed"].append({"before": managed[new_name], "after": server})
+    elif not clash:
+        answer["added"].append(server)
+    return answer
+
+
+def _current_port_name(service_id: str | None) -> str | None:
+    if not service_id:
+        return None
+    service = GatewayService.objects.filter(pk=service_id).select_related("current_revision").first()
+    if service is None or service.current_revision is None:
+        return None
+    return port_name(service.current_revision.spec)
