@@ -92,6 +92,12 @@ class TicketingSourceSerializer(serializers.ModelSerializer):
         return attrs
 
 
+class TicketingSourceCreatedSerializer(TicketingSourceSerializer):
+    """The create answer: the only one that carries the secret."""
+
+    secret = serializers.CharField(read_only=True, help_text="Shown only in this response; store it in the sender.")
+
+
 class RotateSecretSerializer(serializers.Serializer):
     secret = serializers.CharField(required=False, trim_whitespace=False, help_text="Left out: one is generated.")
     overlap_seconds = serializers.IntegerField(

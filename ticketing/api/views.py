@@ -15,6 +15,7 @@ from ticketing import actions
 from ticketing.api.serializers import (
     RotateSecretSerializer,
     SecretShownOnceSerializer,
+    TicketingSourceCreatedSerializer,
     TicketingSourceSerializer,
     WebhookAnswerSerializer,
 )
@@ -42,6 +43,7 @@ class TicketingSourceViewSet(
     def perform_create(self, serializer):
         serializer.instance, self._created_secret = actions.ticketing_source_create(data=serializer.validated_data)
 
+    @extend_schema(responses={201: TicketingSourceCreatedSerializer})
     def create(self, request: Request, *args, **kwargs) -> Response:
         response = super().create(request, *args, **kwargs)
         # The only time the secret is ever returned.
