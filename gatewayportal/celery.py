@@ -2,7 +2,7 @@
 
 import os
 
-from celery import Celery
+from celery import Celery, signals
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gatewayportal.settings")
 
@@ -25,3 +25,35 @@ def _beat_schedule(sender: Celery, **kwargs) -> None:
         # A no-op unless AUDIT_RETENTION_DAYS is set.
         "purge-expired-audit-events": {"task": "audit.purge_expired", "schedule": 24 * 60 * 60},
     }
+
+
+@signals.before_task_publish.connect
+def _carry_request_id(headers: dict | None = None, **kwargs) -> None:
+    """Tasks enqueued by a request carry its id, so the worker's log lines and audit events name it."""
+    from gatewayportal.context import current_actor
+
+    if headers is not None and "request_id" not in headers:
+        headers["request_id"] = current_actor().request_id
+
+
+_task_context: dict[str, object] = {}
+
+
+@signals.task_prerun.connect
+def _enter_task_context(task_id: str | None = None, task=None, **kwargs) -> None:
+    from gatewayportal.context import _current, current_actor
+
+    headers = getattr(task.request, "headers", None) or {}
+    request_id = getattr(task.request, "request_id", None) or headers.get("request_id") or current_actor().request_id
+    _task_context[task_id] = _current.set(
+        type(current_actor())(name="system", source="worker", request_id=request_id or "")
+    )
+
+
+@signals.task_postrun.connect
+def _leave_task_context(task_id: str | None = None, **kwargs) -> None:
+    from gatewayportal.context import _current
+
+    token = _task_context.pop(task_id, None)
+    if token is not None:
+        _current.reset(token)
