@@ -1,49 +1,731 @@
-from django.contrib import admin
+"""The platform engineers' door to teams and gateway services.
 
+Every write goes through services.actions, exactly like the API: the same serializer checks the shape, the
+same action validates, audits and enqueues reconciles after commit. The admin is a door, not a back door.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import Prefetch, QuerySet
+from django.http import HttpRequest, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.utils.html import format_html, format_html_join
+from django.views.decorators.http import require_POST
+
+from gatewayportal.context import acting_as
+from gatewayportal.exceptions import DomainError
+from gatewayportal.roles import is_platform
+from services import actions
+from services.api.serializers import GatewayServiceSerializer, TeamSerializer
+from services.choices import Approval, Protocol, State, TLSMode, TLSProtocolVersion, TrafficType
 from services.models import GatewayService, GatewayServiceRevision, GatewayServiceStatus, Team
+from services.selectors import gateway_service_view
+
+STATE_COLORS = {
+    State.APPLIED: "#2e7d32",
+    State.PENDING: "#546e7a",
+    State.AWAITING_APPROVAL: "#ef6c00",
+    State.FAILED: "#c62828",
+    State.REJECTED: "#ad1457",
+    State.REMOVING: "#6d4c41",
+}
+APPROVAL_COLORS = {
+    Approval.NOT_REQUIRED: "#546e7a",
+    Approval.PENDING: "#ef6c00",
+    Approval.APPROVED: "#2e7d32",
+    Approval.REJECTED: "#ad1457",
+}
+
+
+# --- Shared form plumbing (also used by clusters.admin) ------------------------------------------------------------
+
+
+class WriteOnlyTextarea(forms.Textarea):
+    """A textarea for secrets: what was typed is never rendered back, not even after a validation error."""
+
+    def format_value(self, value: Any) -> None:
+        return None
+
+
+def admin_actor(request: HttpRequest):
+    """Audit events written by admin actions name the logged-in engineer and the admin door."""
+    return acting_as(name=request.user.get_username(), source="admin")
+
+
+def error_items(errors: Any, prefix: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], str]]:
+    """DRF-shaped nested errors -> (path, message) pairs, e.g. (("hosts", "0"), "not a DNS name")."""
+    if isinstance(errors, dict):
+        for key, value in errors.items():
+            yield from error_items(value, (*prefix, str(key)))
+    elif isinstance(errors, list | tuple):
+        for index, value in enumerate(errors):
+            if isinstance(value, dict | list | tuple):
+                yield from error_items(value, (*prefix, str(index)))
+            else:
+                yield prefix, str(value)
+    else:
+        yield prefix, str(errors)
+
+
+def add_api_errors(form: forms.Form, errors: Any, field_for_path: dict[str, str] | None = None) -> None:
+    """Put errors from a serializer or a DomainError on the form field they name; the rest go on top of the form."""
+    field_for_path = field_for_path or {}
+    for path_, message in error_items(errors):
+        field, rest = _form_field_for(form, path_, field_for_path)
+        text = f"{'.'.join(rest)}: {message}" if rest else message
+        form.add_error(field, text)
+
+
+def _form_field_for(
+    form: forms.Form, path_: tuple[str, ...], field_for_path: dict[str, str]
+) -> tuple[str | None, tuple[str, ...]]:
+    for length in range(len(path_), 0, -1):
+        mapped = field_for_path.get(".".join(path_[:length]))
+        if mapped:
+            return mapped, path_[length:]
+    if path_ and path_[0] in form.fields:
+        return path_[0], path_[1:]
+    if path_ and path_[0] == "non_field_errors":
+        return None, path_[1:]
+    return None, path_
+
+
+def lines(value: str) -> list[str]:
+    return [line.strip() for line in (value or "").splitlines() if line.strip()]
+
+
+def badge(text: str, color: str, title: str = ""):
+    return format_html(
+        '<span class="gp-badge" title="{}" style="display:inline-block;padding:1px 7px;margin:1px 2px;'
+        'border-radius:9px;color:#fff;background:{};font-size:11px;white-space:nowrap">{}</span>',
+        title,
+        color,
+        text,
+    )
+
+
+def pretty_json(value: Any):
+    return format_html('<pre class="gp-json" style="margin:0">{}</pre>', json.dumps(value, indent=2, sort_keys=True))
+
+
+# --- Teams ---------------------------------------------------------------------------------------------------------
+
+
+class TeamForm(forms.ModelForm):
+    """Lists are edited one item per line; the API's serializer checks them, team_save writes and audits."""
+
+    namespaces = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}), help_text="Kubernetes namespaces, one a line."
+    )
+    allowed_domains = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        required=False,
+        help_text="DNS domains the team may expose (without '*.'), one a line.",
+    )
+
+    class Meta:
+        model = Team
+        fields = ["slug", "name", "namespaces", "allowed_domains", "allow_wildcards", "members"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.initial["namespaces"] = "\n".join(self.instance.namespaces)
+            self.initial["allowed_domains"] = "\n".join(self.instance.allowed_domains)
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if self.errors:
+            return cleaned
+        payload = {
+            "slug": cleaned["slug"],
+            "name": cleaned["name"],
+            "namespaces": lines(cleaned["namespaces"]),
+            "allowed_domains": lines(cleaned["allowed_domains"]),
+            "allow_wildcards": cleaned["allow_wildcards"],
+            "members": [user.get_username() for user in cleaned.get("members") or []],
+        }
+        serializer = TeamSerializer(data=payload)
+        if not serializer.is_valid():
+            add_api_errors(self, serializer.errors)
+            return cleaned
+        self.validated_data = dict(serializer.validated_data)
+        # The JSON model fields must hold lists, not the text typed in, for the model's own checks.
+        cleaned["namespaces"] = self.validated_data["namespaces"]
+        cleaned["allowed_domains"] = self.validated_data["allowed_domains"]
+        return cleaned
+
+
+class TeamServiceInline(admin.TabularInline):
+    model = GatewayService
+    verbose_name_plural = "gateway services"
+    fields = ["name", "namespace", "traffic_type", "port", "protocol", "mode", "hosts_index"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
 
 
 @admin.register(Team)
 class TeamAdmin(admin.ModelAdmin):
-    list_display = ["slug", "name", "allow_wildcards"]
+    form = TeamForm
+    list_display = ["slug", "name", "namespace_list", "domain_list", "allow_wildcards", "member_count", "service_count"]
     search_fields = ["slug", "name"]
+    list_filter = ["allow_wildcards"]
     filter_horizontal = ["members"]
+    inlines = [TeamServiceInline]
+
+    def get_queryset(self, request):
+        from django.db.models import Count
+
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(gp_members=Count("members", distinct=True), gp_services=Count("services", distinct=True))
+        )
+
+    @admin.display(description="namespaces")
+    def namespace_list(self, team: Team) -> str:
+        return ", ".join(team.namespaces)
+
+    @admin.display(description="domains")
+    def domain_list(self, team: Team) -> str:
+        return ", ".join(team.allowed_domains)
+
+    @admin.display(description="members", ordering="gp_members")
+    def member_count(self, team: Team) -> int:
+        return team.gp_members
+
+    @admin.display(description="services", ordering="gp_services")
+    def service_count(self, team: Team) -> int:
+        return team.gp_services
+
+    def save_model(self, request, obj: Team, form: TeamForm, change: bool) -> None:
+        # The form already copied the input onto `obj`; team_save diffs against the stored row for the audit.
+        stored = Team.objects.get(pk=obj.pk) if change else None
+        with admin_actor(request):
+            form.instance = actions.team_save(data=dict(form.validated_data), team=stored)
+
+    def save_related(self, request, form, formsets, change) -> None:
+        # Members were written (and audited) by team_save; the services inline is read-only, so this saves nothing.
+        for formset in formsets:
+            self.save_formset(request, form, formset, change=change)
+
+    def delete_model(self, request, obj: Team) -> None:
+        with admin_actor(request):
+            actions.team_delete(team=obj)
+
+    def delete_queryset(self, request, queryset: QuerySet[Team]) -> None:
+        for team in queryset:
+            self.delete_model(request, team)
+
+
+# --- Gateway services: add form ------------------------------------------------------------------------------------
+
+TLS_NONE, TLS_SECRET, TLS_SECRET_REF, TLS_SECRET_PATH = "", "tls_secret", "tls_secret_ref", "tls_secret_path"
+TLS_FIELD_FOR_PATH = {
+    "team": "team",
+    "tls_options.tls_secret.cert": "tls_cert",
+    "tls_options.tls_secret.key": "tls_key",
+    "tls_options.tls_secret.ca_cert": "tls_ca_cert",
+    "tls_options.tls_secret_ref.secret_name": "tls_secret_name",
+    "tls_options.tls_secret_path.cert_path": "tls_cert_path",
+    "tls_options.tls_secret_path.key_path": "tls_key_path",
+    "tls_options.tls_secret_path.ca_cert_path": "tls_ca_cert_path",
+    "tls_options": "tls_kind",
+}
+
+
+def _optional_choices(choices: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    return [("", "---------"), *choices]
+
+
+class GatewayServiceAddForm(forms.ModelForm):
+    """The API's create body as a form. Its clean() hands the input to the same serializer and action as the API."""
+
+    user: Any = None  # set per request by GatewayServiceAdmin.get_form
+
+    team = forms.ModelChoiceField(Team.objects.all(), to_field_name="slug")
+    name = forms.CharField(max_length=63, help_text="DNS-1123 label, unique in its namespace.")
+    namespace = forms.CharField(max_length=63, help_text="One of the team's namespaces.")
+    traffic_type = forms.ChoiceField(choices=TrafficType.choices)
+    hosts = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), help_text="One host a line.")
+    port = forms.IntegerField()
+    protocol = forms.ChoiceField(choices=Protocol.choices)
+    mode = forms.ChoiceField(choices=_optional_choices(TLSMode.choices), required=False, label="TLS mode")
+    tls_kind = forms.ChoiceField(
+        label="TLS material",
+        required=False,
+        choices=[
+            (TLS_NONE, "none"),
+            (TLS_SECRET, "certificate and key (stored encrypted, pushed as a Secret)"),
+            (TLS_SECRET_REF, "existing secret in the gateway namespace"),
+            (TLS_SECRET_PATH, "files mounted in the gateway pod"),
+        ],
+    )
+    tls_cert = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), required=False, label="certificate (PEM)")
+    tls_key = forms.CharField(
+        widget=WriteOnlyTextarea(attrs={"rows": 4}),
+        required=False,
+        strip=False,
+        label="private key (PEM)",
+        help_text="Write-only: never shown again, re-enter it after an error.",
+    )
+    tls_ca_cert = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False, label="CA (MUTUAL)")
+    tls_secret_name = forms.CharField(required=False, label="secret name")
+    tls_cert_path = forms.CharField(required=False, label="certificate path")
+    tls_key_path = forms.CharField(required=False, label="key path")
+    tls_ca_cert_path = forms.CharField(required=False, label="CA path")
+    https_redirect = forms.BooleanField(required=False)
+    min_protocol_version = forms.ChoiceField(choices=_optional_choices(TLSProtocolVersion.choices), required=False)
+    max_protocol_version = forms.ChoiceField(choices=_optional_choices(TLSProtocolVersion.choices), required=False)
+    clusters = forms.ModelMultipleChoiceField(
+        queryset=None, to_field_name="name", required=False, widget=forms.CheckboxSelectMultiple
+    )
+    cluster_selector = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2}),
+        required=False,
+        help_text="Instead of clusters: labels as key=value, one a line; every enabled cluster matching all of them.",
+    )
+    ticket = forms.CharField(max_length=100, required=False)
+
+    class Meta:
+        model = GatewayService
+        fields: list[str] = []
+        # The action checks the model. Without this, Django would check the empty instance the form starts from
+        # as if the same-named form fields had filled it ("name cannot be blank").
+        exclude = [f.name for f in GatewayService._meta.fields]  # noqa: DJ006
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        from clusters.models import Cluster
+
+        super().__init__(*args, **kwargs)
+        self.fields["clusters"].queryset = Cluster.objects.order_by("name")
+        self.warnings: list[str] = []
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if self.errors:
+            return cleaned
+        selector = self._selector(cleaned["cluster_selector"])
+        if selector is None:
+            return cleaned
+        serializer = GatewayServiceSerializer(data=self._payload(cleaned, selector))
+        if not serializer.is_valid():
+            add_api_errors(self, serializer.errors, TLS_FIELD_FOR_PATH)
+            return cleaned
+        self._create(team=cleaned["team"], data=dict(serializer.validated_data))
+        return cleaned
+
+    def _create(self, *, team: Team, data: dict[str, Any]) -> None:
+        # The action is the validator of record (Istio, tenancy, certificate, conflicts, name taken), so it runs
+        # here where its refusals can land on the form's fields. The admin view wraps the request in one
+        # transaction: the reconcile it enqueues runs only once the whole request commits.
+        try:
+            with acting_as(name=self.user.get_username(), source="admin"):
+                self.instance, self.warnings = actions.gateway_service_create(
+                    team=team, data=data, user=self.user, is_platform=is_platform(self.user)
+                )
+        except DomainError as exc:
+            add_api_errors(self, exc.errors, TLS_FIELD_FOR_PATH)
+
+    def _selector(self, text: str) -> dict[str, str] | None:
+        selector: dict[str, str] = {}
+        for line in lines(text):
+            key, sep, value = line.partition("=")
+            if not sep or not key.strip():
+                self.add_error("cluster_selector", f"'{line}' is not a label; write key=value, one a line.")
+                return None
+            selector[key.strip()] = value.strip()
+        return selector
+
+    def _payload(self, cleaned: dict[str, Any], selector: dict[str, str]) -> dict[str, Any]:
+        payload: dict[str, Any] = {
+            "name": cleaned["name"],
+            "namespace": cleaned["namespace"],
+            "traffic_type": cleaned["traffic_type"],
+            "hosts": lines(cleaned["hosts"]),
+            "port": cleaned["port"],
+            "protocol": cleaned["protocol"],
+            "mode": cleaned["mode"] or None,
+            "https_redirect": cleaned["https_redirect"],
+            "min_protocol_version": cleaned["min_protocol_version"] or None,
+            "max_protocol_version": cleaned["max_protocol_version"] or None,
+            "clusters": [cluster.name for cluster in cleaned["clusters"]],
+            "cluster_selector": selector or None,
+            "ticket": cleaned["ticket"],
+        }
+        tls = self._tls_options(cleaned)
+        if tls:
+            payload["tls_options"] = tls
+        return payload
+
+    @staticmethod
+    def _tls_options(cleaned: dict[str, Any]) -> dict[str, Any]:
+        kind = cleaned["tls_kind"]
+        if kind == TLS_SECRET:
+            secret = {"cert": cleaned["tls_cert"], "key": cleaned["tls_key"]}
+            if cleaned["tls_ca_cert"]:
+                secret["ca_cert"] = cleaned["tls_ca_cert"]
+            return {TLS_SECRET: secret}
+        if kind == TLS_SECRET_REF:
+            return {TLS_SECRET_REF: {"secret_name": cleaned["tls_secret_name"]}}
+        if kind == TLS_SECRET_PATH:
+            paths = {"cert_path": cleaned["tls_cert_path"], "key_path": cleaned["tls_key_path"]}
+            if cleaned["tls_ca_cert_path"]:
+                paths["ca_cert_path"] = cleaned["tls_ca_cert_path"]
+            return {TLS_SECRET_PATH: paths}
+        return {}
+
+
+ADD_FIELDSETS = [
+    (None, {"fields": ["team", "name", "namespace", "traffic_type", "hosts", "port", "protocol", "mode"]}),
+    (
+        "TLS",
+        {
+            "fields": [
+                "tls_kind",
+                "tls_cert",
+                "tls_key",
+                "tls_ca_cert",
+                "tls_secret_name",
+                ("tls_cert_path", "tls_key_path", "tls_ca_cert_path"),
+                "https_redirect",
+                ("min_protocol_version", "max_protocol_version"),
+            ]
+        },
+    ),
+    ("Where", {"fields": ["clusters", "cluster_selector", "ticket"]}),
+]
+
+
+# --- Gateway services: detail and list -----------------------------------------------------------------------------
 
 
 class RevisionInline(admin.TabularInline):
     model = GatewayServiceRevision
-    fields = ["number", "approval", "author", "ticket", "decided_by", "decided_at", "created_at"]
+    fields = [
+        "number",
+        "approval_badge",
+        "author",
+        "ticket",
+        "decided_by",
+        "decided_at",
+        "decision_comment",
+        "created_at",
+        "hosts",
+    ]
     readonly_fields = fields
     extra = 0
     can_delete = False
-    show_change_link = False
 
-    def has_add_permission(self, request, obj=None):
+    def has_add_permission(self, request, obj=None) -> bool:
         return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="approval")
+    def approval_badge(self, revision: GatewayServiceRevision):
+        return badge(revision.get_approval_display(), APPROVAL_COLORS.get(revision.approval, "#546e7a"))
+
+    @admin.display(description="hosts")
+    def hosts(self, revision: GatewayServiceRevision) -> str:
+        return ", ".join(revision.spec.get("hosts") or [])
 
 
 class StatusInline(admin.TabularInline):
     model = GatewayServiceStatus
-    fields = ["cluster", "traffic_type", "state", "revision", "message", "updated_at"]
+    verbose_name_plural = "status per cluster"
+    fields = ["cluster", "traffic_type", "state_badge", "revision", "message", "updated_at"]
     readonly_fields = fields
     extra = 0
     can_delete = False
 
-    def has_add_permission(self, request, obj=None):
+    def has_add_permission(self, request, obj=None) -> bool:
         return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="state")
+    def state_badge(self, status: GatewayServiceStatus):
+        return state_badge(status)
+
+
+def state_badge(status: GatewayServiceStatus):
+    return badge(status.get_state_display(), STATE_COLORS.get(status.state, "#546e7a"), title=status.message)
 
 
 @admin.register(GatewayService)
 class GatewayServiceAdmin(admin.ModelAdmin):
-    list_display = ["name", "namespace", "team", "traffic_type", "port", "protocol", "mode"]
-    list_filter = ["team", "traffic_type", "protocol"]
-    search_fields = ["name", "namespace", "hosts_index"]
-    readonly_fields = [f.name for f in GatewayService._meta.fields]
-    inlines = [RevisionInline, StatusInline]
+    list_display = [
+        "__str__",
+        "team",
+        "host_list",
+        "port",
+        "protocol",
+        "mode",
+        "traffic_type",
+        "approval",
+        "cluster_states",
+    ]
+    list_filter = [
+        "team",
+        ("statuses__cluster", admin.RelatedOnlyFieldListFilter),
+        "statuses__state",
+        "protocol",
+        "current_revision__approval",
+        "traffic_type",
+    ]
+    search_fields = ["hosts_index", "name", "namespace"]
+    actions = ["approve", "reject", "reconcile"]
+    inlines = [StatusInline, RevisionInline]
+    detail_fieldsets = [
+        (
+            None,
+            {
+                "fields": [
+                    "name",
+                    "namespace",
+                    "team",
+                    "traffic_type",
+                    "host_list",
+                    ("port", "protocol", "mode"),
+                    "approval",
+                    "revisions_running",
+                    "cluster_states",
+                    ("created_by", "created_at", "updated_at"),
+                    "deleting_at",
+                ]
+            },
+        ),
+        ("Rendered server block", {"fields": ["server_block", "credential_name"]}),
+        ("Certificate", {"fields": ["certificate_expiry", "certificate_summary"]}),
+    ]
+    readonly_fields = [
+        "host_list",
+        "approval",
+        "revisions_running",
+        "cluster_states",
+        "server_block",
+        "credential_name",
+        "certificate_expiry",
+        "certificate_summary",
+    ]
+    change_form_template = "admin/services/gatewayservice/change_form.html"
 
-    def has_add_permission(self, request):
-        # Services are created through the API (validated, audited); the admin is a door, not a back door.
+    def get_queryset(self, request):
+        statuses = GatewayServiceStatus.objects.select_related("cluster")
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("team", "current_revision", "approved_revision")
+            .prefetch_related(Prefetch("statuses", queryset=statuses))
+        )
+
+    # A service changes only by a new revision through the API or the add form; the detail page is read-only.
+    def has_change_permission(self, request, obj=None) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None):
-        return False
+    def has_add_permission(self, request) -> bool:
+        return is_platform(request.user) and super().has_add_permission(request)
+
+    def has_decide_permission(self, request) -> bool:
+        return is_platform(request.user)
+
+    def has_reconcile_permission(self, request) -> bool:
+        return is_platform(request.user)
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is not None:
+            return super().get_form(request, obj, change=change, **kwargs)
+        return type("GatewayServiceAddForm", (GatewayServiceAddForm,), {"user": request.user})
+
+    def get_fieldsets(self, request, obj=None):
+        return self.detail_fieldsets if obj is not None else ADD_FIELDSETS
+
+    def get_inline_instances(self, request, obj=None):
+        return super().get_inline_instances(request, obj) if obj is not None else []
+
+    def save_model(self, request, obj, form: GatewayServiceAddForm, change: bool) -> None:
+        # gateway_service_create already stored it while the form was validated; here only the warnings are left.
+        for warning in form.warnings:
+            messages.warning(request, warning)
+
+    def save_related(self, request, form, formsets, change) -> None:
+        return None
+
+    def delete_model(self, request, obj: GatewayService) -> None:
+        with admin_actor(request):
+            actions.gateway_service_delete(service=obj)
+
+    def delete_queryset(self, request, queryset: QuerySet[GatewayService]) -> None:
+        for service in queryset:
+            self.delete_model(request, service)
+
+    # Columns and read-only fields.
+
+    @admin.display(description="hosts")
+    def host_list(self, service: GatewayService) -> str:
+        return ", ".join(service.current_revision.spec["hosts"]) if service.current_revision else ""
+
+    @admin.display(description="approval", ordering="current_revision__approval")
+    def approval(self, service: GatewayService):
+        revision = service.current_revision
+        if revision is None:
+            return "-"
+        return badge(
+            f"r{revision.number} {revision.get_approval_display()}", APPROVAL_COLORS.get(revision.approval, "#546e7a")
+        )
+
+    @admin.display(description="revisions running")
+    def revisions_running(self, service: GatewayService) -> str:
+        current = service.current_revision.number if service.current_revision else "-"
+        approved = service.approved_revision.number if service.approved_revision else "none yet"
+        return f"current: r{current}; on clusters that require approval: r{approved}"
+
+    @admin.display(description="clusters")
+    def cluster_states(self, service: GatewayService):
+        statuses = list(service.statuses.all())
+        if not statuses:
+            return "-"
+        return format_html_join(
+            " ",
+            "{}",
+            ((badge(f"{s.cluster.name}: {s.state}", STATE_COLORS.get(s.state), s.message),) for s in statuses),
+        )
+
+    def _view(self, service: GatewayService) -> dict[str, Any]:
+        # One service per detail page, so the selector's single query for the cluster list is fine.
+        cached = getattr(service, "_gp_view", None)
+        if cached is None:
+            cached = service._gp_view = gateway_service_view(service)
+        return cached
+
+    @admin.display(description="server block")
+    def server_block(self, service: GatewayService):
+        return pretty_json(self._view(service)["server_block"]) if service.current_revision else "-"
+
+    @admin.display(description="credentialName")
+    def credential_name(self, service: GatewayService) -> str:
+        return (self._view(service)["credential_name"] or "-") if service.current_revision else "-"
+
+    @admin.display(description="expires")
+    def certificate_expiry(self, service: GatewayService):
+        certificate = service.current_revision.certificate if service.current_revision else None
+        if not certificate:
+            return "no certificate stored by the portal"
+        return expiry_badge(certificate.get("not_after"), now=timezone.now())
+
+    @admin.display(description="summary")
+    def certificate_summary(self, service: GatewayService):
+        certificate = service.current_revision.certificate if service.current_revision else None
+        return pretty_json(certificate) if certificate else "-"
+
+    # Decisions and reconciles: the bulk actions and the buttons on the detail page share these.
+
+    @admin.action(description="Approve the current revision", permissions=["decide"])
+    def approve(self, request, queryset: QuerySet[GatewayService]) -> None:
+        self._decide(request, queryset, actions.revision_approve, "approved")
+
+    @admin.action(description="Reject the current revision", permissions=["decide"])
+    def reject(self, request, queryset: QuerySet[GatewayService]) -> None:
+        self._decide(request, queryset, actions.revision_reject, "rejected")
+
+    @admin.action(description="Reconcile now on every cluster the service is on", permissions=["reconcile"])
+    def reconcile(self, request, queryset: QuerySet[GatewayService]) -> None:
+        from clusters.actions import request_reconcile
+
+        by_traffic: dict[str, set[int]] = {}
+        for service in queryset:
+            by_traffic.setdefault(service.traffic_type, set()).update(s.cluster_id for s in service.statuses.all())
+        requested = {traffic: ids for traffic, ids in by_traffic.items() if ids}
+        if not requested:
+            messages.warning(request, "None of the selected services is on any cluster yet; nothing to reconcile.")
+            return
+        with admin_actor(request):
+            for traffic_type, cluster_ids in requested.items():
+                request_reconcile(cluster_ids=cluster_ids, traffic_type=traffic_type)
+        count = sum(len(ids) for ids in requested.values())
+        messages.success(request, f"Reconcile requested for {count} gateway(s).")
+
+    def _decide(
+        self,
+        request,
+        queryset: QuerySet[GatewayService],
+        decide: Callable[..., GatewayServiceRevision],
+        verb: str,
+    ) -> None:
+        done = []
+        for service in queryset:
+            try:
+                with admin_actor(request):
+                    decide(revision=service.current_revision, comment=f"{verb.capitalize()} in the admin.")
+            except DomainError as exc:
+                messages.error(request, f"{service}: {'; '.join(m for _, m in error_items(exc.errors))}")
+            else:
+                done.append(str(service))
+        if done:
+            messages.success(request, f"{verb.capitalize()}: {', '.join(done)}.")
+
+    def get_urls(self):
+        info = self.opts.app_label, self.opts.model_name
+        buttons = [
+            path(f"<uuid:pk>/{name}/", self.admin_site.admin_view(self._button(name)), name=f"%s_%s_{name}" % info)
+            for name in ("approve", "reject", "reconcile")
+        ]
+        return [*buttons, *super().get_urls()]
+
+    def _button(self, name: str):
+        @require_POST
+        def view(request, pk):
+            action = getattr(self, name)
+            if not all(getattr(self, f"has_{p}_permission")(request) for p in action.allowed_permissions):
+                raise PermissionDenied
+            get_object_or_404(GatewayService, pk=pk)
+            action(request, self.get_queryset(request).filter(pk=pk))
+            return HttpResponseRedirect(
+                reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_change", args=[pk])
+            )
+
+        return view
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        service = self.get_object(request, object_id)
+        extra = {
+            "can_decide": self.has_decide_permission(request),
+            "can_reconcile": self.has_reconcile_permission(request),
+            "pending": bool(
+                service and service.current_revision and service.current_revision.approval == Approval.PENDING
+            ),
+        }
+        return super().change_view(request, object_id, form_url, {**extra, **(extra_context or {})})
+
+
+def expiry_badge(not_after: str | None, *, now: datetime):
+    expires = parse_datetime(not_after) if not_after else None
+    if expires is None:
+        return "unknown"
+    days = (expires - now).days
+    if days < 0:
+        return badge(f"expired {-days} days ago", STATE_COLORS[State.FAILED], not_after)
+    color = STATE_COLORS[State.AWAITING_APPROVAL] if days < 30 else STATE_COLORS[State.APPLIED]
+    return badge(f"{not_after} (in {days} days)", color, not_after)
