@@ -21,3 +21,6 @@ from gatewayportal.settings import DATABASES, env  # noqa: E402
 
 DATABASES["default"]["TEST"] = {"NAME": env("TEST_DATABASE_NAME", default="test_gatewayportal")}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# Each test run keeps its own cache keys (rate limits, coalescing markers) in the shared Redis.
+CACHES["default"]["KEY_PREFIX"] = f"test-{os.getpid()}"  # noqa: F405

@@ -247,7 +247,15 @@ def _decide(source: TicketingSource, event: TicketEvent) -> dict[str, Any]:
         reason = f"No pending revision of team {source.team.slug!r} names ticket {event.ticket!r}."
         return {"outcome": "ignored", "reason": reason}
     decide = service_actions.revision_approve if event.kind == parsers.APPROVED else service_actions.revision_reject
-    decided = [decide(revision=revision, comment=event.comment) for revision in revisions]
+    decided = []
+    for revision in revisions:
+        try:
+            with transaction.atomic():
+                decided.append(decide(revision=revision, comment=event.comment))
+        except DomainError:
+            continue  # decided through another door since it was looked up
+    if not decided:
+        return {"outcome": "ignored", "reason": f"Every revision naming ticket {event.ticket!r} was already decided."}
     return {
         "outcome": event.kind,
         "services": sorted({str(r.service_id) for r in decided}),
