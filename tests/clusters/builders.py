@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
+
+import pytest
 
 from clusters.models import Cluster
 from services.models import GatewayService, GatewayServiceRevision, Team
@@ -87,3 +91,15 @@ def tls_service(name: str = "shop", mode: str = "SIMPLE", **overrides: Any) -> G
     return make_service(
         name, mode=mode, tls_options={"tls_secret": {}}, hosts=[host], material=tls_material(host), **overrides
     )
+
+
+def wait_for(condition: Callable[[], object], timeout: float = 30.0, what: str = "condition") -> object:
+    """Poll until `condition()` is truthy; fail the test (not a timing assertion) if it never becomes so."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.1)
