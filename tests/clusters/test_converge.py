@@ -62,3 +62,40 @@ def test_an_unreachable_cluster_is_recorded_as_failed(kubesim):
     assert status.state == "failed"
     assert "cannot reach" in status.message
     assert AuditEvent.objects.filter(action="apply.failed", cluster="c1").count() == 1
+
+
+def test_a_gated_cluster_runs_only_the_approved_revision(kubesim):
+    from tests.clusters.builders import add_revision
+
+    cluster = sim_cluster(kubesim, "gated", requires_approval=True)
+    fresh = make_service("fresh", clusters=["gated"], approval="pending")
+    running = make_service("running", clusters=["gated"])
+    add_revision(running, {**running.current_revision.spec, "hosts": ["new.payments.example.com"]}, approval="pending")
+
+    gateway_converge(cluster_id=cluster.pk, traffic_type="ingress")
+
+    fresh_status = GatewayServiceStatus.objects.get(service=fresh, cluster=cluster)
+    assert (fresh_status.state, fresh_status.revision) == ("awaiting_approval", None)
+    running_status = GatewayServiceStatus.objects.get(service=running, cluster=cluster)
+    assert (running_status.state, running_status.revision) == ("awaiting_approval", 1)
+    assert "revision 2 awaits approval" in running_status.message
+    live = kubesim.store.gateway("istio-system", "ingress-gateway")
+    assert live["spec"]["servers"][-1]["hosts"] == ["payments/running.payments.example.com"]
+
+
+def test_live_diff_reports_additions_and_clashes_without_writing(kubesim):
+    from clusters.selectors import live_diff
+
+    cluster = sim_cluster(kubesim, "c1")
+    tcp_on_80 = {"port": {"number": 80, "name": "tcp-x-payments", "protocol": "TCP"}, "hosts": ["*"]}
+    http = {"port": {"number": 80, "name": "http-x-payments", "protocol": "HTTP"}, "hosts": ["payments/x.example.com"]}
+
+    assert live_diff(cluster=cluster, traffic_type="ingress", server=http, service_id=None)["added"] == [http]
+    clash = live_diff(cluster=cluster, traffic_type="ingress", server=tcp_on_80, service_id=None)
+    assert clash["added"] == [] and "cannot share port 80" in clash["conflicts"][0]
+    assert kubesim.requests.writes() == []
+
+    cluster.api_server = "http://127.0.0.1:9"
+    cluster.save()
+    down = live_diff(cluster=cluster, traffic_type="ingress", server=http, service_id=None)
+    assert down["reachable"] is False and "cannot reach" in down["message"]
