@@ -15,8 +15,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Prefetch, QuerySet
-from django.http import HttpRequest, HttpResponseRedirect
-from django.shortcuts import get_object_or_404
+from django.http import Http404, HttpRequest, HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -58,9 +57,9 @@ class WriteOnlyTextarea(forms.Textarea):
         return None
 
 
-def admin_actor(request: HttpRequest):
+def admin_actor(user):
     """Audit events written by admin actions name the logged-in engineer and the admin door."""
-    return acting_as(name=request.user.get_username(), source="admin")
+    return acting_as(name=user.get_username(), source="admin")
 
 
 def error_items(errors: Any, prefix: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], str]]:
@@ -117,6 +116,59 @@ def badge(text: str, color: str, title: str = ""):
 
 def pretty_json(value: Any):
     return format_html('<pre class="gp-json" style="margin:0">{}</pre>', json.dumps(value, indent=2, sort_keys=True))
+
+
+class ObjectButtonsMixin:
+    """Admin actions also offered as buttons on an object's page; each button posts to `<pk>/<action>/`."""
+
+    object_buttons: tuple[str, ...] = ()
+    change_form_template = "admin/gp_change_form.html"
+
+    def buttons_for(self, request: HttpRequest, obj: Any) -> list[str]:
+        """The buttons that make sense for this object; permissions are checked separately."""
+        return list(self.object_buttons)
+
+    def get_urls(self):
+        opts = self.opts
+        buttons = [
+            path(
+                f"<path:object_id>/{name}/",
+                self.admin_site.admin_view(self._button_view(name)),
+                name=f"{opts.app_label}_{opts.model_name}_{name}",
+            )
+            for name in self.object_buttons
+        ]
+        return [*buttons, *super().get_urls()]
+
+    def _allowed(self, request: HttpRequest, name: str) -> bool:
+        permissions = getattr(getattr(self, name), "allowed_permissions", ())
+        return all(getattr(self, f"has_{p}_permission")(request) for p in permissions)
+
+    def _button_view(self, name: str):
+        @require_POST
+        def view(request: HttpRequest, object_id: str):
+            obj = self.get_object(request, object_id)
+            if obj is None:
+                raise Http404(f"No {self.opts.verbose_name} with id {object_id!r}.")
+            if not self._allowed(request, name):
+                raise PermissionDenied
+            getattr(self, name)(request, self.get_queryset(request).filter(pk=obj.pk))
+            return HttpResponseRedirect(
+                reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_change", args=[obj.pk])
+            )
+
+        return view
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        obj = self.get_object(request, object_id)
+        buttons = []
+        if obj is not None:
+            for name in self.buttons_for(request, obj):
+                if self._allowed(request, name):
+                    url = reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_{name}", args=[obj.pk])
+                    label = getattr(self, name).short_description
+                    buttons.append({"name": name, "label": label, "url": url})
+        return super().change_view(request, object_id, form_url, {"object_buttons": buttons, **(extra_context or {})})
 
 
 # --- Teams ---------------------------------------------------------------------------------------------------------
@@ -220,7 +272,7 @@ class TeamAdmin(admin.ModelAdmin):
     def save_model(self, request, obj: Team, form: TeamForm, change: bool) -> None:
         # The form already copied the input onto `obj`; team_save diffs against the stored row for the audit.
         stored = Team.objects.get(pk=obj.pk) if change else None
-        with admin_actor(request):
+        with admin_actor(request.user):
             form.instance = actions.team_save(data=dict(form.validated_data), team=stored)
 
     def save_related(self, request, form, formsets, change) -> None:
@@ -229,7 +281,7 @@ class TeamAdmin(admin.ModelAdmin):
             self.save_formset(request, form, formset, change=change)
 
     def delete_model(self, request, obj: Team) -> None:
-        with admin_actor(request):
+        with admin_actor(request.user):
             actions.team_delete(team=obj)
 
     def delete_queryset(self, request, queryset: QuerySet[Team]) -> None:
@@ -339,7 +391,7 @@ class GatewayServiceAddForm(forms.ModelForm):
         # here where its refusals can land on the form's fields. The admin view wraps the request in one
         # transaction: the reconcile it enqueues runs only once the whole request commits.
         try:
-            with acting_as(name=self.user.get_username(), source="admin"):
+            with admin_actor(self.user):
                 self.instance, self.warnings = actions.gateway_service_create(
                     team=team, data=data, user=self.user, is_platform=is_platform(self.user)
                 )
@@ -475,7 +527,7 @@ def state_badge(status: GatewayServiceStatus):
 
 
 @admin.register(GatewayService)
-class GatewayServiceAdmin(admin.ModelAdmin):
+class GatewayServiceAdmin(ObjectButtonsMixin, admin.ModelAdmin):
     list_display = [
         "__str__",
         "team",
@@ -530,7 +582,7 @@ class GatewayServiceAdmin(admin.ModelAdmin):
         "certificate_expiry",
         "certificate_summary",
     ]
-    change_form_template = "admin/services/gatewayservice/change_form.html"
+    object_buttons = ("approve", "reject", "reconcile")
 
     def get_queryset(self, request):
         statuses = GatewayServiceStatus.objects.select_related("cluster")
@@ -574,7 +626,7 @@ class GatewayServiceAdmin(admin.ModelAdmin):
         return None
 
     def delete_model(self, request, obj: GatewayService) -> None:
-        with admin_actor(request):
+        with admin_actor(request.user):
             actions.gateway_service_delete(service=obj)
 
     def delete_queryset(self, request, queryset: QuerySet[GatewayService]) -> None:
@@ -642,15 +694,15 @@ class GatewayServiceAdmin(admin.ModelAdmin):
 
     # Decisions and reconciles: the bulk actions and the buttons on the detail page share these.
 
-    @admin.action(description="Approve the current revision", permissions=["decide"])
+    @admin.action(description="Approve", permissions=["decide"])
     def approve(self, request, queryset: QuerySet[GatewayService]) -> None:
         self._decide(request, queryset, actions.revision_approve, "approved")
 
-    @admin.action(description="Reject the current revision", permissions=["decide"])
+    @admin.action(description="Reject", permissions=["decide"])
     def reject(self, request, queryset: QuerySet[GatewayService]) -> None:
         self._decide(request, queryset, actions.revision_reject, "rejected")
 
-    @admin.action(description="Reconcile now on every cluster the service is on", permissions=["reconcile"])
+    @admin.action(description="Reconcile now", permissions=["reconcile"])
     def reconcile(self, request, queryset: QuerySet[GatewayService]) -> None:
         from clusters.actions import request_reconcile
 
@@ -661,7 +713,7 @@ class GatewayServiceAdmin(admin.ModelAdmin):
         if not requested:
             messages.warning(request, "None of the selected services is on any cluster yet; nothing to reconcile.")
             return
-        with admin_actor(request):
+        with admin_actor(request.user):
             for traffic_type, cluster_ids in requested.items():
                 request_reconcile(cluster_ids=cluster_ids, traffic_type=traffic_type)
         count = sum(len(ids) for ids in requested.values())
@@ -677,7 +729,7 @@ class GatewayServiceAdmin(admin.ModelAdmin):
         done = []
         for service in queryset:
             try:
-                with admin_actor(request):
+                with admin_actor(request.user):
                     decide(revision=service.current_revision, comment=f"{verb.capitalize()} in the admin.")
             except DomainError as exc:
                 messages.error(request, f"{service}: {'; '.join(m for _, m in error_items(exc.errors))}")
@@ -686,38 +738,9 @@ class GatewayServiceAdmin(admin.ModelAdmin):
         if done:
             messages.success(request, f"{verb.capitalize()}: {', '.join(done)}.")
 
-    def get_urls(self):
-        info = self.opts.app_label, self.opts.model_name
-        buttons = [
-            path(f"<uuid:pk>/{name}/", self.admin_site.admin_view(self._button(name)), name=f"%s_%s_{name}" % info)
-            for name in ("approve", "reject", "reconcile")
-        ]
-        return [*buttons, *super().get_urls()]
-
-    def _button(self, name: str):
-        @require_POST
-        def view(request, pk):
-            action = getattr(self, name)
-            if not all(getattr(self, f"has_{p}_permission")(request) for p in action.allowed_permissions):
-                raise PermissionDenied
-            get_object_or_404(GatewayService, pk=pk)
-            action(request, self.get_queryset(request).filter(pk=pk))
-            return HttpResponseRedirect(
-                reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_change", args=[pk])
-            )
-
-        return view
-
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        service = self.get_object(request, object_id)
-        extra = {
-            "can_decide": self.has_decide_permission(request),
-            "can_reconcile": self.has_reconcile_permission(request),
-            "pending": bool(
-                service and service.current_revision and service.current_revision.approval == Approval.PENDING
-            ),
-        }
-        return super().change_view(request, object_id, form_url, {**extra, **(extra_context or {})})
+    def buttons_for(self, request, obj: GatewayService) -> list[str]:
+        pending = obj.current_revision is not None and obj.current_revision.approval == Approval.PENDING
+        return [name for name in self.object_buttons if pending or name not in ("approve", "reject")]
 
 
 def expiry_badge(not_after: str | None, *, now: datetime):

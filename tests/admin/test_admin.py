@@ -291,3 +291,74 @@ def test_cluster_credentials_never_appear_in_the_change_form(browser):
     html = browser.get(f"{CLUSTERS}{cluster.pk}/change/").content.decode()
     assert "s3cr3t-t0ken-value" not in html
     assert Cluster.objects.get().token == "s3cr3t-t0ken-value"
+
+
+def cluster_form(**overrides) -> dict:
+    form = {
+        "name": "prod-eu-1",
+        "labels": "env=prod\nregion=eu",
+        "enabled": "on",
+        "ingress_gateway": "istio-system/ingress-gateway",
+        "egress_gateway": "istio-system/egress-gateway",
+        "ingress_secret_namespace": "",
+        "egress_secret_namespace": "",
+        "namespace_scoped_hosts": "on",
+        "api_server": "https://10.0.0.1:6443",
+        "ca_cert": "",
+        "token": "s3cr3t-t0ken-value",
+        "kubeconfig": "",
+        "gateway_states-TOTAL_FORMS": "0",
+        "gateway_states-INITIAL_FORMS": "0",
+    }
+    form.update(overrides)
+    return form
+
+
+def test_cluster_registered_through_the_admin_is_audited_without_its_token(browser):
+    response = browser.post(f"{CLUSTERS}add/", cluster_form())
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    cluster = Cluster.objects.get()
+    assert cluster.token == "s3cr3t-t0ken-value"
+    assert cluster.labels == {"env": "prod", "region": "eu"}
+    event = AuditEvent.objects.get(action="cluster.created")
+    assert event.source == "admin" and event.actor == "root"
+    assert "s3cr3t-t0ken-value" not in str(event.changes)
+
+
+def test_cluster_edit_with_empty_token_keeps_it_and_a_refused_form_does_not_echo_it(browser):
+    browser.post(f"{CLUSTERS}add/", cluster_form())
+    cluster = Cluster.objects.get()
+    response = browser.post(f"{CLUSTERS}{cluster.pk}/change/", cluster_form(token="", requires_approval="on"))
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    cluster.refresh_from_db()
+    assert cluster.requires_approval and cluster.token == "s3cr3t-t0ken-value"
+
+    response = browser.post(
+        f"{CLUSTERS}{cluster.pk}/change/", cluster_form(token="n3w-t0ken", ingress_gateway="no-slash")
+    )
+    assert response.status_code == 200
+    assert "ingress_gateway" in response.context["adminform"].form.errors
+    html = response.content.decode()
+    assert "n3w-t0ken" not in html and "s3cr3t-t0ken-value" not in html
+    cluster.refresh_from_db()
+    assert cluster.token == "s3cr3t-t0ken-value"
+
+
+def test_cluster_disable_action_is_audited(browser):
+    cluster = make_cluster("prod-eu-1")
+    browser.post(CLUSTERS, {"action": "disable", "_selected_action": [str(cluster.pk)]})
+    cluster.refresh_from_db()
+    assert not cluster.enabled
+    event = AuditEvent.objects.get(action="cluster.updated")
+    assert event.source == "admin" and event.changes["enabled"] == [True, False]
+
+
+def test_check_connection_button_records_health(browser, kubesim):
+    cluster = make_cluster("sim", api_server=kubesim.url, token="test-token")
+    response = browser.post(f"{CLUSTERS}{cluster.pk}/check_connection/", follow=True)
+    assert response.status_code == 200
+    cluster.refresh_from_db()
+    assert cluster.reachable is True and cluster.istio_api_version
+    html = response.content.decode()
+    assert "ok · " in html  # the health badge
+    assert "managed" in html and "unmanaged" in html  # the live gateway counts
