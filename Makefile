@@ -21,16 +21,18 @@ venv: $(VENV)/.installed
 	@echo "Writing .env with random development keys (DEBUG=true, SQLite, in-process Celery)."
 	@{ echo "DEBUG=true"; \
 	   echo "SECRET_KEY=$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))')"; \
+	   echo "LOG_FORMAT=plain"; \
 	   echo "FIELD_ENCRYPTION_KEYS=$$($(PYTHON) -c 'import base64, os; print(base64.urlsafe_b64encode(os.urandom(32)).decode())')"; \
 	 } > .env
 
 run: venv .env
 	@mkdir -p var
 	$(PY) manage.py migrate --noinput
-	$(PY) manage.py demo_setup --kubesim-port $(KUBESIM_PORT) --portal-url http://$(HOST):$(PORT)
 	@trap 'kill $$(jobs -p) 2>/dev/null' EXIT; \
 	$(PY) -m kubesim --port $(KUBESIM_PORT) --token demo-cluster-token --demo > var/kubesim.log 2>&1 & \
-	$(PY) manage.py runserver $(HOST):$(PORT)
+	for _ in $$(seq 1 50); do grep -q listening var/kubesim.log 2>/dev/null && break; sleep 0.2; done; \
+	$(PY) manage.py demo_setup --kubesim-port $(KUBESIM_PORT) --portal-url http://$(HOST):$(PORT) && \
+	$(PY) manage.py runserver --noreload $(HOST):$(PORT)
 
 services:
 	@scripts/ensure-services.sh

@@ -54,14 +54,12 @@ class Command(BaseCommand):
                 from clusters.actions import cluster_create
 
                 cluster_create(
-                    data={
-                        "name": "local",
-                        "api_server": f"http://127.0.0.1:{kubesim_port}",
-                        "token": kubesim_token,
-                        "labels": {"env": "demo"},
-                        "ingress_gateway": "istio-system/ingress-gateway",
-                        "egress_gateway": "istio-system/egress-gateway",
-                    }
+                    name="local",
+                    api_server=f"http://127.0.0.1:{kubesim_port}",
+                    token=kubesim_token,
+                    labels={"env": "demo"},
+                    ingress_gateway="istio-system/ingress-gateway",
+                    egress_gateway="istio-system/egress-gateway",
                 )
             token, _ = Token.objects.get_or_create(user=member)
         body = (
