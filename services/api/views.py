@@ -151,6 +151,7 @@ class GatewayServiceViewSet(
         ]
         return body
 
+    @extend_schema(responses={202: None})
     def destroy(self, request, *args, **kwargs):
         actions.gateway_service_delete(service=self.get_object())
         return Response(status=status.HTTP_202_ACCEPTED)
