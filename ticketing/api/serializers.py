@@ -36,7 +36,9 @@ class TicketingSourceSerializer(serializers.ModelSerializer):
     )
     approved_statuses = StatusListField()
     rejected_statuses = StatusListField()
-    previous_secret_valid_until = serializers.DateTimeField(source="previous_secret_expires_at", read_only=True)
+    previous_secret_valid_until = serializers.DateTimeField(
+        source="previous_secret_expires_at", read_only=True, allow_null=True
+    )
     webhook_url = serializers.SerializerMethodField()
 
     class Meta:
