@@ -469,6 +469,10 @@ def team_delete(*, team: Team) -> None:
     with transaction.atomic():
         if team.services.exists():
             raise DomainError({"non_field_errors": ["This team still owns gateway services; delete them first."]})
+        if team.ticketing_sources.exists():
+            raise DomainError(
+                {"non_field_errors": ["Ticketing sources are bound to this team; delete or rebind them first."]}
+            )
         audit_record(
             action="team.deleted",
             object_type="team",
