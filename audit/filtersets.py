@@ -1,9 +1,30 @@
+from datetime import UTC
+
 import django_filters
+from django.core.exceptions import ValidationError
+from django_filters.fields import IsoDateTimeField
 
 from audit.choices import Source
 from audit.models import AuditEvent
 
 ISO_DATETIME_HELP = "an ISO 8601 date-time, e.g. 2025-01-31T00:00:00Z (a date alone means its midnight UTC)"
+
+
+class UTCIsoDateTimeField(IsoDateTimeField):
+    """Compared in UTC: Python accepts UTC offsets up to 24 h, Postgres only up to 15:59 (a 500 otherwise)."""
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        if value is None:
+            return value
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:
+            raise ValidationError(self.error_messages["invalid"], code="invalid") from None
+
+
+class UTCIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = UTCIsoDateTimeField
 
 
 class AuditEventFilterSet(django_filters.FilterSet):
@@ -19,13 +40,13 @@ class AuditEventFilterSet(django_filters.FilterSet):
     )
     object_id = django_filters.CharFilter()
     ticket = django_filters.CharFilter()
-    since = django_filters.IsoDateTimeFilter(
+    since = UTCIsoDateTimeFilter(
         field_name="at",
         lookup_expr="gte",
         help_text="Events at or after this time (inclusive).",
         error_messages={"invalid": f"Enter {ISO_DATETIME_HELP}."},
     )
-    until = django_filters.IsoDateTimeFilter(
+    until = UTCIsoDateTimeFilter(
         field_name="at",
         lookup_expr="lt",
         help_text="Events before this time (exclusive).",
