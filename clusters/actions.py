@@ -18,9 +18,16 @@ from clusters.permissions import REQUIRED_PERMISSIONS, Permission
 from gatewayportal.exceptions import DomainError
 
 TRAFFIC_TYPES = ("ingress", "egress")
-# A burst of writes within this window produces one reconcile per gateway.
-COALESCE_SECONDS = 0.3
+# Writes to one gateway within this window produce one reconcile.
+COALESCE_SECONDS = 0.1
 PENDING_TTL_SECONDS = 60
+# More than BURST_REQUESTS requests for one gateway within BURST_WINDOW_SECONDS switch it to burst mode for
+# BURST_HOLD_SECONDS: reconciles then wait BURST_COALESCE_SECONDS, so an import of hundreds of services
+# becomes a handful of Gateway writes while a single change still lands within a fraction of a second.
+BURST_REQUESTS = 5
+BURST_WINDOW_SECONDS = 2
+BURST_HOLD_SECONDS = 10
+BURST_COALESCE_SECONDS = 8.0
 CREDENTIAL_FIELDS = ("api_server", "ca_cert", "token", "kubeconfig")
 EDITABLE_FIELDS = (
     "name",
@@ -51,14 +58,30 @@ def _enqueue(cluster_ids: list[int], traffic_type: str) -> None:
     from clusters.tasks import reconcile_gateway  # the task module imports this one
 
     for cluster_id in cluster_ids:
+        countdown = COALESCE_SECONDS
         if settings.REDIS_URL and not settings.CELERY_TASK_ALWAYS_EAGER:
+            countdown = _countdown(cluster_id, traffic_type)
             # Already queued and not started yet: that run will read this change too.
             marked = converge.redis_client().set(
                 _pending_key(cluster_id, traffic_type), "1", nx=True, ex=PENDING_TTL_SECONDS
             )
             if not marked:
                 continue
-        reconcile_gateway.apply_async((cluster_id, traffic_type), countdown=COALESCE_SECONDS)
+        reconcile_gateway.apply_async((cluster_id, traffic_type), countdown=countdown)
+
+
+def _countdown(cluster_id: int, traffic_type: str) -> float:
+    """Short normally; long while the gateway receives a burst of changes (see BURST_*)."""
+    client = converge.redis_client()
+    key = f"{converge.key_prefix()}:rate:{cluster_id}:{traffic_type}"
+    burst_key = f"{converge.key_prefix()}:burst:{cluster_id}:{traffic_type}"
+    count, bursting = client.pipeline().incr(key).exists(burst_key).execute()
+    if count == 1:
+        client.expire(key, BURST_WINDOW_SECONDS)
+    if count > BURST_REQUESTS:
+        client.set(burst_key, "1", ex=BURST_HOLD_SECONDS)
+        bursting = True
+    return BURST_COALESCE_SECONDS if bursting else COALESCE_SECONDS
 
 
 def clear_pending(cluster_id: int, traffic_type: str) -> None:

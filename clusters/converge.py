@@ -88,6 +88,16 @@ def collect_desired(cluster: Cluster, traffic_type: str) -> Desired:
             desired.preset[sid] = Outcome(
                 State.AWAITING_APPROVAL, f"revision {current.number} awaits approval before it runs on this cluster"
             )
+        elif (
+            cluster.requires_approval
+            and current
+            and current.approval == Approval.REJECTED
+            and _targets(current.spec, cluster)
+        ):
+            desired.services[sid] = service
+            desired.preset[sid] = Outcome(
+                State.REJECTED, f"revision {current.number} was rejected and no approved revision runs on this cluster"
+            )
     return desired
 
 

@@ -245,7 +245,11 @@ def plan_gateway(
         index.add(server, _describe_service(item.spec))
         accepted.append((item, server))
 
-    accepted = _drop_invalid(live, unmanaged, accepted, outcomes)
+    live_servers = (live.get("spec") or {}).get("servers") or []
+    converged = live_servers == unmanaged + [server for _, server in accepted]
+    if not converged:
+        # Only a Gateway about to be written needs validating; an unchanged one is never rewritten.
+        accepted = _drop_invalid(live, unmanaged, accepted, outcomes)
     servers = unmanaged + [server for _, server in accepted]
     managed = {server_name(server): server for _, server in accepted}
     names = sorted(managed)
@@ -274,7 +278,6 @@ def plan_gateway(
             namespace, name = key.split("/", 1)
             secret_ops.append(SecretOp("delete", namespace, name, value.get("service", "")))
 
-    live_servers = (live.get("spec") or {}).get("servers") or []
     unchanged = live_servers == servers and managed_names(live) == names
     return Plan(
         gateway=None if unchanged else merged,
