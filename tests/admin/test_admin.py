@@ -362,3 +362,15 @@ def test_check_connection_button_records_health(browser, kubesim):
     html = response.content.decode()
     assert "ok · " in html  # the health badge
     assert "managed" in html and "unmanaged" in html  # the live gateway counts
+
+
+def test_service_deleted_in_the_admin_goes_through_the_delete_action(browser, team):
+    make_cluster("prod-eu-1")
+    service = create_service(team)
+    response = browser.post(f"{SERVICES}{service.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 302
+    service.refresh_from_db()
+    assert service.deleting_at is not None  # removal from the cluster first; the row goes when it is done
+    assert service.statuses.get().state == "removing"
+    event = AuditEvent.objects.get(action="gateway_service.deleted")
+    assert (event.source, event.actor) == ("admin", "root")
