@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 KUBESIM_PORT ?= 18443
 
-.PHONY: run test lint bench services venv clean
+.PHONY: run test lint bench services browser venv clean
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,11 +37,17 @@ run: venv .env
 services:
 	@scripts/ensure-services.sh
 
+# The admin's browser tests drive Debian's Chromium (never a downloaded browser).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { echo "Installing Debian's chromium for the browser tests..."; \
+	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
+	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-test: venv services lint
+test: venv services browser lint
 	$(VENV)/bin/pytest -q
 
 bench: venv services
