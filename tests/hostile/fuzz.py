@@ -127,8 +127,13 @@ def _exercise(operation, mode, headers, path_parameters, examples: int, report: 
     )
     @hypothesis.given(case=strategy)
     def run(case) -> None:
-        response = case.call(headers=headers)
         report.requests += 1
+        try:
+            response = case.call(headers=headers)
+        except Exception as exc:  # noqa: BLE001 -- an error escaping the app (e.g. mid-stream) is a 500 too
+            key = (operation.label, f"{type(exc).__name__} escaped the application", 500)
+            report.failures.setdefault(key, f"{exc}\n{case.as_curl_command(headers=headers)}")
+            return
         report.statuses[response.status_code] += 1
         report.per_operation[operation.label] += 1
         try:

@@ -19,8 +19,8 @@ from rest_framework.test import APIClient
 from audit.models import AuditEvent
 from clusters.models import Cluster
 from services.models import GatewayService, GatewayServiceRevision, GatewayServiceStatus, Team
-from ticketing.models import TicketingSource
 from tests.hostile.world import World, build_world
+from ticketing.models import TicketingSource
 
 # What a team member gets for each resource's detail routes when aiming at another team's object (API.md).
 # Keys are actions; "*" is every other action. A resource missing here fails the test: decide its contract.
