@@ -147,7 +147,10 @@ def cluster_delete(*, cluster: Cluster) -> None:
         object_repr=cluster.name,
         cluster=cluster.name,
     )
+    service_ids = [str(sid) for sid in cluster.service_statuses.values_list("service_id", flat=True)]
     cluster.delete()
+    # Services being deleted that were waiting only for this cluster are done now.
+    converge.remove_finished_services(service_ids)
 
 
 def _apply(cluster: Cluster, fields: dict[str, Any], *, creating: bool) -> None:

@@ -361,10 +361,10 @@ def _write_statuses(
         gone = [sid for sid in existing if sid not in outcomes]
         if gone:
             GatewayServiceStatus.objects.filter(cluster=cluster, service_id__in=gone).delete()
-            _remove_finished_services(gone)
+            remove_finished_services(gone)
 
 
-def _remove_finished_services(service_ids: list[str]) -> None:
+def remove_finished_services(service_ids: list[str]) -> None:
     """A service being deleted disappears once no cluster holds its block any more (its audit stays)."""
     finished = GatewayService.objects.filter(id__in=service_ids, deleting_at__isnull=False, statuses__isnull=True)
     for service in finished.select_related("team"):

@@ -6,7 +6,6 @@ import logging
 import random
 
 from celery import shared_task
-from celery.exceptions import MaxRetriesExceededError
 
 from clusters import actions, converge, kube
 from clusters.models import Cluster
@@ -37,10 +36,11 @@ def reconcile_gateway(self, cluster_id: int, traffic_type: str, verify_all: bool
             # Another worker is on this gateway and may have read the database before our change: run after it.
             reconcile_gateway.apply_async((cluster_id, traffic_type, verify_all), countdown=BUSY_RETRY_SECONDS)
         except kube.TransientError as exc:
-            try:
-                raise self.retry(countdown=backoff(self.request.retries), exc=exc)
-            except MaxRetriesExceededError:
+            if self.request.retries >= self.max_retries:
+                # Already recorded as failed; the periodic sweep tries again.
                 logger.warning("giving up on %s/%s until the next sweep: %s", cluster_id, traffic_type, exc.message)
+                return
+            raise self.retry(countdown=backoff(self.request.retries), exc=exc)
 
 
 @shared_task(acks_late=True, ignore_result=True)

@@ -99,3 +99,20 @@ def test_live_diff_reports_additions_and_clashes_without_writing(kubesim):
     cluster.save()
     down = live_diff(cluster=cluster, traffic_type="ingress", server=http, service_id=None)
     assert down["reachable"] is False and "cannot reach" in down["message"]
+
+
+def test_the_task_retries_transient_errors_a_bounded_number_of_times(kubesim, monkeypatch):
+    from clusters import tasks
+
+    cluster = sim_cluster(kubesim, "c1")
+    make_service(clusters=["c1"])
+    kubesim.faults.down = True
+    attempts = []
+    real = tasks.converge.gateway_converge
+    monkeypatch.setattr(tasks.converge, "gateway_converge", lambda **kw: attempts.append(1) or real(**kw))
+
+    result = tasks.reconcile_gateway.apply((cluster.pk, "ingress"))
+
+    assert len(attempts) == tasks.MAX_RETRIES + 1
+    assert result.successful()
+    assert AuditEvent.objects.filter(action="apply.failed", cluster="c1").count() == 1
