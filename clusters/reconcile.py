@@ -234,15 +234,21 @@ def plan_gateway(
     outcomes: dict[str, Outcome] = dict(excluded)
     accepted: list[tuple[DesiredService, dict[str, Any]]] = []
     secret_ops: list[SecretOp] = []
+    # Secret names join name and namespace with '-' (a-b/c and a/b-c meet): the first service keeps the Secret.
+    claimed: dict[SecretKey, str] = {}
     for item in desired:
         if item.service_id in excluded:
             continue
         server = render_server(item.spec, settings)
-        reason = index.clash(server) or _secret_problem(item, settings, facts)
+        reason = (
+            index.clash(server) or _secret_claimed(item, settings, claimed) or _secret_problem(item, settings, facts)
+        )
         if reason:
             outcomes[item.service_id] = Outcome(State.REJECTED, reason, item.revision)
             continue
         index.add(server, _describe_service(item.spec))
+        if _owns_secret(item):
+            claimed[_secret_key(item, settings)] = _describe_service(item.spec)
         accepted.append((item, server))
 
     live_servers = (live.get("spec") or {}).get("servers") or []
@@ -407,6 +413,13 @@ def reads_needed(
                 if item.spec.get("mode") == "PASSTHROUGH":
                     namespaces.append(key[0])
     return secrets, sorted(set(namespaces))
+
+
+def _secret_claimed(item: DesiredService, settings: GatewaySettings, claimed: Mapping[SecretKey, str]) -> str | None:
+    key = _secret_key(item, settings)
+    if _owns_secret(item) and key in claimed:
+        return f"secret {key[0]}/{key[1]} is already used by {claimed[key]}; rename this service"
+    return None
 
 
 def _secret_problem(item: DesiredService, settings: GatewaySettings, facts: Facts) -> str | None:
