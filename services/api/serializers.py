@@ -7,6 +7,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
+from rest_framework.validators import UniqueValidator
 
 from services.choices import Protocol, TLSMode, TLSProtocolVersion, TrafficType
 from services.models import GatewayService, GatewayServiceRevision, GatewayServiceStatus, Team
@@ -60,7 +61,11 @@ class UpperChoiceField(serializers.ChoiceField):
 
 class TeamSerializer(StrictFieldsMixin, serializers.ModelSerializer):
     slug = serializers.RegexField(
-        DNS_LABEL, max_length=63, error_messages={"invalid": "Use a DNS label: lower-case letters, digits and '-'."}
+        DNS_LABEL,
+        max_length=63,
+        error_messages={"invalid": "Use a DNS label: lower-case letters, digits and '-'."},
+        # Declared fields lose the model's unique check: without it a taken slug was an IntegrityError (500).
+        validators=[UniqueValidator(Team.objects.all(), message="A team with this slug already exists.")],
     )
     namespaces = serializers.ListField(
         child=serializers.RegexField(
