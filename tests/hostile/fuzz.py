@@ -48,7 +48,7 @@ def load_schema():
 
     from gatewayportal.wsgi import application
 
-    return schemathesis.openapi.from_wsgi("/api/schema/?format=json", application)
+    return schemathesis.openapi.from_wsgi("/api/schema/", application)
 
 
 def checks() -> list[Callable]:
