@@ -208,7 +208,7 @@ class TeamForm(forms.ModelForm):
             "allow_wildcards": cleaned["allow_wildcards"],
             "members": [user.get_username() for user in cleaned.get("members") or []],
         }
-        serializer = TeamSerializer(data=payload)
+        serializer = TeamSerializer(self.instance if self.instance.pk else None, data=payload)
         if not serializer.is_valid():
             add_api_errors(self, serializer.errors)
             return cleaned
