@@ -93,7 +93,7 @@ def tls_service(name: str = "shop", mode: str = "SIMPLE", **overrides: Any) -> G
     )
 
 
-def wait_for(condition: Callable[[], object], timeout: float = 30.0, what: str = "condition") -> object:
+def wait_for(condition: Callable[[], object], timeout: float = 60.0, what: str = "condition") -> object:
     """Poll until `condition()` is truthy; fail the test (not a timing assertion) if it never becomes so."""
     deadline = time.monotonic() + timeout
     while True:
