@@ -7,6 +7,7 @@ stricter advice. No ORM and no network: every function takes and returns plain d
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import re
 from collections.abc import Iterable
@@ -655,16 +656,50 @@ def _listeners(servers: Iterable[Any]) -> list[_Listener]:
     return listeners
 
 
+@dataclass
+class _PortGroup:
+    """Earlier listeners on one (port, bind), split by what they can clash with, in index order."""
+
+    tls: list[_Listener] = dataclasses.field(default_factory=list)
+    tls_by_host: dict[str, list[_Listener]] = dataclasses.field(default_factory=dict)
+    plain_http: list[_Listener] = dataclasses.field(default_factory=list)
+    plain_other: list[_Listener] = dataclasses.field(default_factory=list)
+
+    def candidates(self, current: _Listener) -> list[_Listener]:
+        """The earlier listeners `_merge_reason` may object to; every other pairing on this port merges."""
+        if current.protocol in TLS_BEARING:
+            sharing = {id(e): e for host in dict.fromkeys(current.hosts) for e in self.tls_by_host.get(host, [])}
+            found = [*self.plain_http, *self.plain_other, *sharing.values()]
+        elif current.protocol in HTTP_FAMILY:
+            found = [*self.tls, *self.plain_other]
+        else:
+            found = [*self.tls, *self.plain_http, *self.plain_other]
+        return sorted(found, key=lambda listener: listener.index)
+
+    def add(self, listener: _Listener) -> None:
+        if listener.protocol in TLS_BEARING:
+            self.tls.append(listener)
+            for host in dict.fromkeys(listener.hosts):
+                self.tls_by_host.setdefault(host, []).append(listener)
+        elif listener.protocol in HTTP_FAMILY:
+            self.plain_http.append(listener)
+        else:
+            self.plain_other.append(listener)
+
+
 def merge_clashes(servers: list, *, gateway_name: str, namespace: str) -> list[Issue]:
-    """§7: servers istiod admits but silently skips when it merges them onto one listener (warnings)."""
+    """§7: servers istiod admits but silently skips when it merges them onto one listener (warnings).
+
+    Earlier listeners are indexed by (port, bind) and TLS hosts, so the work grows with the clashes found
+    rather than with every pair of servers on a port (a gateway may hold thousands on 443).
+    """
     issues: list[Issue] = []
     route_names: dict[str, int] = {}
-    seen: list[_Listener] = []
+    groups: dict[tuple[int, str], _PortGroup] = {}
     for current in _listeners(servers):
         where = f"spec.servers[{current.index}]"
-        for earlier in seen:
-            if (earlier.number, earlier.bind) != (current.number, current.bind):
-                continue
+        group = groups.setdefault((current.number, current.bind), _PortGroup())
+        for earlier in group.candidates(current):
             reason = _merge_reason(earlier, current)
             if reason:
                 issues.append(Issue(where, f"{reason}; istiod will skip this server at runtime", "warning"))
@@ -681,7 +716,7 @@ def merge_clashes(servers: list, *, gateway_name: str, namespace: str) -> list[I
                     )
                 )
             route_names.setdefault(route, current.index)
-        seen.append(current)
+        group.add(current)
     return issues
 
 
