@@ -59,3 +59,14 @@ def test_values_read_the_same_after_rotation_and_without_the_old_key(written_wit
 
     assert Cluster.objects.get(pk=cluster.pk).token == "sa-token"
     assert GatewayServiceRevision.objects.get(pk=revision.pk).tls_material == {"cert": "C", "key": "K"}
+
+
+def test_rotation_is_audited_once_without_secrets(written_with_old_key):
+    from audit.models import AuditEvent
+
+    call_command("rotate_encryption_keys", stdout=io.StringIO())
+
+    event = AuditEvent.objects.get(action="encryption_keys.rotated")
+    assert (event.actor, event.source) == ("system", "cli")
+    assert event.data["clusters.Cluster.token"] == 1
+    assert "sa-token" not in str(event.data)

@@ -11,6 +11,8 @@ from django.core.management.base import BaseCommand
 from django.db import models, transaction
 from django.db.models.functions import Cast
 
+from audit.actions import audit_record
+from gatewayportal.context import acting_as
 from gatewayportal.crypto import EncryptedTextField, rotate
 
 RAW = "_stored_token"
@@ -47,10 +49,13 @@ class Command(BaseCommand):
     help = "Re-encrypt every encrypted field with the primary key of FIELD_ENCRYPTION_KEYS, in one transaction."
 
     def handle(self, *args, **options) -> None:
-        with transaction.atomic():
+        with acting_as(name="system", source="cli"), transaction.atomic():
             counts = {
                 f"{model._meta.label}.{attname}": rotate_field(model, attname) for model, attname in encrypted_fields()
             }
+            audit_record(
+                action="encryption_keys.rotated", object_type="encryption_keys", object_repr="at-rest keys", data=counts
+            )
         for name, count in counts.items():
             self.stdout.write(f"{name}: {count} value(s) re-encrypted")
         self.stdout.write(self.style.SUCCESS(f"Rotated {sum(counts.values())} value(s) in {len(counts)} field(s)."))
