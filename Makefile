@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 KUBESIM_PORT ?= 18443
 
-.PHONY: run test lint bench services browser venv clean
+.PHONY: run test lint bench fuzz services browser venv clean
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -52,6 +52,10 @@ test: venv services browser lint
 
 bench: venv services
 	$(PY) -m tests.bench
+
+# Schemathesis over every operation, at least 10,000 requests (about 8 minutes); see docs/reliability.md.
+fuzz: venv services
+	$(PY) -m tests.hostile.fuzz --examples 60
 
 clean:
 	rm -rf $(VENV) var .env

@@ -8,7 +8,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import Max, Q, Value
+from django.db.models.functions import Concat
 from django.utils import timezone
 
 from audit.actions import audit_record, diff
@@ -148,8 +149,9 @@ def check_spec(
 
     target_clusters = [c for c in clusters if targets(spec, cluster_name=c.name, labels=c.labels, enabled=c.enabled)]
     clashes = _conflicts(team=team, spec=spec, target_clusters=target_clusters, exclude_service_id=exclude_service_id)
-    if clashes:
-        raise DomainError({"hosts": clashes})
+    names = _name_clashes(spec, frozenset(c.name for c in target_clusters), exclude_service_id)
+    if clashes or names:
+        raise DomainError({key: value for key, value in (("hosts", clashes), ("name", names)) if value})
     return Checked(
         spec=spec, material=material, certificate=certificate, warnings=warnings, target_clusters=target_clusters
     )
@@ -176,6 +178,7 @@ def _conflicts(
     others = []
     qs = (
         GatewayService.objects.filter(traffic_type=spec["traffic_type"], deleting_at__isnull=True)
+        .filter(Q(port=spec["port"]) | Q(approved_revision__spec__port=spec["port"]))
         .exclude(pk=exclude_service_id)
         .select_related("team", "current_revision", "approved_revision")
     )
@@ -204,6 +207,29 @@ def _conflicts(
                 )
             )
     return list(dict.fromkeys(conflicts.find_conflicts(candidate, others)))
+
+
+def _name_clashes(spec: dict[str, Any], clusters: frozenset[str], exclude_service_id: Any) -> list[str]:
+    """Port and Secret names join name and namespace with '-': `a-b` in `c` and `a` in `b-c` would collide."""
+    joined = f"{spec['name']}-{spec['namespace']}"
+    same = (
+        GatewayService.objects.annotate(joined=Concat("name", Value("-"), "namespace"))
+        .filter(joined=joined, deleting_at__isnull=True)
+        .exclude(pk=exclude_service_id)
+        .select_related("team", "current_revision")
+    )
+    by_name = {c.name: c for c in Cluster.objects.filter(name__in=clusters)}
+    messages = []
+    for other in same:
+        if any(
+            targets(other.current_revision.spec, cluster_name=n, labels=c.labels, enabled=c.enabled)
+            for n, c in by_name.items()
+        ):
+            messages.append(
+                f"'{spec['name']}' in namespace '{spec['namespace']}' would share the gateway port and TLS secret "
+                f"names '*-{joined}' with {other.team.slug}/{other.name} on a common cluster; choose another name."
+            )
+    return messages
 
 
 def _approval_for(target_clusters: list[Cluster]) -> str:

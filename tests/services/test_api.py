@@ -347,3 +347,16 @@ def test_schema_describes_the_contract(client):
         "/api/v1/teams/",
     ):
         assert path in paths, path
+
+
+def test_names_that_would_join_to_the_same_port_and_secret_name_are_refused(client, team):
+    team.namespaces = ["payments", "b-payments"]
+    team.save()
+    first = http_service(name="a-b", namespace="payments", hosts=["one.payments.example.com"])
+    assert client.post(URL, first, format="json").status_code == 201
+    second = http_service(name="a", namespace="b-payments", hosts=["two.payments.example.com"], port=8080)
+    before = counts()
+    response = client.post(URL, second, format="json")
+    assert response.status_code == 400
+    assert "payments/a-b" in response.json()["name"][0]
+    assert counts() == before
