@@ -63,3 +63,25 @@ def http_service(**overrides: Any) -> dict[str, Any]:
     }
     payload.update(overrides)
     return payload
+
+
+def service_spec(name: str = "checkout", **overrides: Any) -> dict[str, Any]:
+    """A stored revision spec (the internal, normalised form), plain HTTP on port 80 unless told otherwise."""
+    value = {
+        "name": name,
+        "namespace": "payments",
+        "traffic_type": "ingress",
+        "hosts": [f"{name}.payments.example.com"],
+        "port": 80,
+        "protocol": "HTTP",
+        "mode": None,
+        "tls_options": {},
+        "https_redirect": False,
+        "min_protocol_version": None,
+        "max_protocol_version": None,
+        "clusters": [],
+        "cluster_selector": None,
+        "ticket": "",
+    }
+    value.update(overrides)
+    return value

@@ -11,6 +11,7 @@ import pytest
 from clusters.models import Cluster
 from services.models import GatewayService, GatewayServiceRevision, Team
 from tests.certs import make_cert
+from tests.factories import service_spec
 
 
 def sim_cluster(sim: Any, name: str, **fields: Any) -> Cluster:
@@ -26,24 +27,7 @@ def team(slug: str = "payments") -> Team:
 
 
 def spec(name: str = "checkout", **overrides: Any) -> dict[str, Any]:
-    value = {
-        "name": name,
-        "namespace": "payments",
-        "traffic_type": "ingress",
-        "hosts": [f"{name}.payments.example.com"],
-        "port": 80,
-        "protocol": "HTTP",
-        "mode": None,
-        "tls_options": {},
-        "https_redirect": False,
-        "min_protocol_version": None,
-        "max_protocol_version": None,
-        "clusters": [],
-        "cluster_selector": None,
-        "ticket": "",
-    }
-    value.update(overrides)
-    return value
+    return service_spec(name, **overrides)
 
 
 def tls_material(host: str) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from clusters.reconcile import (
 )
 from services.rendering import MANAGED_SERVERS_ANNOTATION, GatewaySettings
 from tests.certs import b64, make_cert
+from tests.factories import service_spec
 
 SETTINGS = GatewaySettings(namespace_scoped_hosts=True, secret_namespace="istio-system")
 PLATFORM_HTTP = {"port": {"number": 80, "name": "http", "protocol": "HTTP"}, "hosts": ["*"]}
@@ -44,24 +45,7 @@ def gateway(*servers: dict[str, Any], managed: list[str] | None = None) -> dict[
 
 
 def spec(name: str = "checkout", **overrides: Any) -> dict[str, Any]:
-    value = {
-        "name": name,
-        "namespace": "payments",
-        "traffic_type": "ingress",
-        "hosts": [f"{name}.payments.example.com"],
-        "port": 80,
-        "protocol": "HTTP",
-        "mode": None,
-        "tls_options": {},
-        "https_redirect": False,
-        "min_protocol_version": None,
-        "max_protocol_version": None,
-        "clusters": ["prod"],
-        "cluster_selector": None,
-        "ticket": "",
-    }
-    value.update(overrides)
-    return value
+    return service_spec(name, **{"clusters": ["prod"], **overrides})
 
 
 def service(sid: str = "s1", revision: int = 1, material: dict | None = None, **overrides: Any) -> DesiredService:

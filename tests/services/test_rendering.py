@@ -22,6 +22,7 @@ from services.rendering import (
     secret_target_namespace,
 )
 from services.validation import validate_server
+from tests.factories import service_spec
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 SERVICE_ID = "3f0c5a4e-0000-4000-8000-000000000001"
@@ -30,24 +31,7 @@ CA_MATERIAL = {**MATERIAL, "ca_cert": "-----BEGIN CERTIFICATE-----\nCA\n-----END
 
 
 def spec(**overrides: Any) -> dict[str, Any]:
-    value = {
-        "name": "checkout",
-        "namespace": "payments",
-        "traffic_type": "ingress",
-        "hosts": ["checkout.payments.example.com"],
-        "port": 80,
-        "protocol": "HTTP",
-        "mode": None,
-        "tls_options": {},
-        "https_redirect": False,
-        "min_protocol_version": None,
-        "max_protocol_version": None,
-        "clusters": ["prod-eu-1"],
-        "cluster_selector": None,
-        "ticket": "",
-    }
-    value.update(overrides)
-    return value
+    return service_spec(**{"clusters": ["prod-eu-1"], **overrides})
 
 
 SECRET = {"tls_secret": {"sha256_fingerprint": "ab" * 32}}

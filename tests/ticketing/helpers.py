@@ -14,6 +14,7 @@ from django.test import Client
 
 from services.choices import Approval
 from services.models import GatewayService, GatewayServiceRevision
+from tests.factories import service_spec
 
 PAYLOADS = Path(__file__).resolve().parent / "payloads"
 GENERIC_SECRET = "whsec_" + base64.b64encode(b"generic-secret-bytes-for-tests!!").decode()
@@ -23,22 +24,13 @@ SERVICENOW_TOKEN = "servicenow-bearer-token-0123456789"
 
 def make_pending_revision(team, *, ticket: str = "OPS-123", name: str = "checkout") -> GatewayServiceRevision:
     """A service whose only revision waits for approval on a gated cluster (built with the ORM)."""
-    spec = {
-        "name": name,
-        "namespace": team.namespaces[0],
-        "traffic_type": "ingress",
-        "hosts": [f"{name}.{team.allowed_domains[0]}"],
-        "port": 80,
-        "protocol": "HTTP",
-        "mode": None,
-        "tls_options": {},
-        "https_redirect": False,
-        "min_protocol_version": None,
-        "max_protocol_version": None,
-        "clusters": ["prod-eu-1"],
-        "cluster_selector": None,
-        "ticket": ticket,
-    }
+    spec = service_spec(
+        name,
+        namespace=team.namespaces[0],
+        hosts=[f"{name}.{team.allowed_domains[0]}"],
+        clusters=["prod-eu-1"],
+        ticket=ticket,
+    )
     service = GatewayService.objects.create(
         name=name, team=team, namespace=spec["namespace"], traffic_type="ingress", created_by="alice"
     )
