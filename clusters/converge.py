@@ -107,9 +107,13 @@ def _targets(spec: dict[str, Any], cluster: Cluster) -> bool:
 
 @contextlib.contextmanager
 def gateway_lock(cluster_id: int, traffic_type: str) -> Iterator[None]:
-    """One worker at a time per gateway, across every worker process and host."""
+    """One worker at a time per gateway, across every worker process and host.
+
+    On Postgres a session advisory lock: it goes with the worker's connection, so a worker killed mid-reconcile
+    (SIGKILL, OOM) frees its gateway at once. A Redis lock would stay held until its TTL ran out.
+    """
     name = f"{key_prefix()}:lock:{cluster_id}:{traffic_type}"
-    if settings.REDIS_URL:
+    if settings.REDIS_URL and connection.vendor != "postgresql":
         lock = redis_client().lock(name, timeout=LOCK_TTL_SECONDS, blocking_timeout=5)
         if not lock.acquire():
             raise GatewayBusy(name)
@@ -120,7 +124,7 @@ def gateway_lock(cluster_id: int, traffic_type: str) -> Iterator[None]:
                 lock.release()
         return
     if connection.vendor != "postgresql":
-        yield  # SQLite: the embedded demo runs tasks in-process, one at a time.
+        yield  # SQLite without Redis: the embedded demo runs tasks in-process, one at a time.
         return
     number = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
     with connection.cursor() as cursor:
