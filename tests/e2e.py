@@ -1,0 +1,132 @@
+"""Real Celery worker processes for the end-to-end tests (a pytest plugin loaded by tests/conftest.py).
+
+`celery_worker_process`/`worker`: one worker per session on the pytest test database and its own queue.
+`worker_factory`: workers a test starts, SIGKILLs or restarts itself, with their own queue, broker or settings.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from gatewayportal.celery import app as celery_app
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKER_START_SECONDS = 60
+
+
+@dataclass
+class WorkerProcess:
+    """A `celery worker` in its own process group (its pool children go with it when it is killed)."""
+
+    process: subprocess.Popen
+    log: Path
+    queue: str
+
+    def wait_ready(self) -> WorkerProcess:
+        deadline = time.monotonic() + WORKER_START_SECONDS
+        while " ready." not in self.log.read_text():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the Celery worker did not start:\n{self.log.read_text()[-3000:]}")
+            time.sleep(0.2)
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL the worker and its pool: no warm shutdown, nothing acknowledged, no lock released."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=20)
+
+    def stop(self) -> None:
+        if self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+
+def start_worker(queue: str, log: Path, *, env: dict[str, str] | None = None, concurrency: int = 4) -> WorkerProcess:
+    """Start `celery -A gatewayportal worker` on the pytest test database, consuming `queue`."""
+    db = settings.DATABASES["default"]
+    environment = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "CELERY_TASK_ALWAYS_EAGER": "false",
+        "CELERY_QUEUE": queue,
+        "KUBE_REQUEST_TIMEOUT_SECONDS": "3",
+        "LOG_FORMAT": "plain",
+        **(env or {}),
+    }
+    command = [sys.executable, "-m", "celery", "-A", "gatewayportal", "worker", "-Q", queue, "-c", str(concurrency)]
+    command += ["-l", "info", "--without-gossip", "--without-mingle", "--without-heartbeat", "-n", f"{queue}@%h"]
+    with open(log, "a") as out:
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=environment, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    return WorkerProcess(process, log, queue)
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[str]:
+    """One worker for the whole session; yields its queue name."""
+    queue = f"e2e-{uuid.uuid4().hex[:10]}"
+    worker = start_worker(queue, tmp_path_factory.mktemp("celery") / "worker.log")
+    try:
+        worker.wait_ready()
+        yield queue
+    finally:
+        worker.stop()
+
+
+@pytest.fixture
+def worker(celery_worker_process: str, settings) -> Iterator[str]:
+    """Tasks go to the session's real worker (not in-process) for the duration of one test."""
+    with _tasks_sent_to(celery_worker_process, settings):
+        yield celery_worker_process
+
+
+@pytest.fixture
+def worker_factory(django_db_setup, tmp_path, settings) -> Iterator[Callable[..., WorkerProcess]]:
+    """`worker_factory(env=...)` starts a ready worker on this test's own queue; all are stopped afterwards.
+
+    Tasks the test enqueues go to that queue. Workers started again share it, so a restarted worker picks up
+    what a killed one left unacknowledged.
+    """
+    queue = f"faults-{uuid.uuid4().hex[:10]}"
+    started: list[WorkerProcess] = []
+
+    def start(*, env: dict[str, str] | None = None, concurrency: int = 2) -> WorkerProcess:
+        process = start_worker(queue, tmp_path / f"worker-{len(started)}.log", env=env, concurrency=concurrency)
+        started.append(process)
+        return process.wait_ready()
+
+    with _tasks_sent_to(queue, settings):
+        yield start
+    for process in started:
+        process.stop()
+
+
+@contextlib.contextmanager
+def _tasks_sent_to(queue: str, settings) -> Iterator[None]:
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    before = (celery_app.conf.task_always_eager, celery_app.conf.task_default_queue)
+    celery_app.conf.task_always_eager = False
+    celery_app.conf.task_default_queue = queue
+    try:
+        yield
+    finally:
+        celery_app.conf.task_always_eager, celery_app.conf.task_default_queue = before
