@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import re
 from collections.abc import Iterable
 from typing import Any
 
+import kombu.exceptions
+import redis
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -41,6 +45,7 @@ EDITABLE_FIELDS = (
     "namespace_scoped_hosts",
     *CREDENTIAL_FIELDS,
 )
+logger = logging.getLogger(__name__)
 _GATEWAY_REF = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
@@ -55,19 +60,40 @@ def request_reconcile(*, cluster_ids: Iterable[int], traffic_type: str) -> None:
 
 
 def _enqueue(cluster_ids: list[int], traffic_type: str) -> None:
+    for cluster_id in cluster_ids:
+        try:
+            _enqueue_one(cluster_id, traffic_type)
+        except (redis.exceptions.RedisError, kombu.exceptions.OperationalError) as exc:
+            # The write has committed and must not fail now; the periodic sweep reconciles every gateway.
+            logger.warning(
+                "could not enqueue a reconcile of cluster %s/%s; the sweep will pick it up: %s",
+                cluster_id,
+                traffic_type,
+                exc,
+            )
+
+
+def _enqueue_one(cluster_id: int, traffic_type: str) -> None:
     from clusters.tasks import reconcile_gateway  # the task module imports this one
 
-    for cluster_id in cluster_ids:
-        countdown = COALESCE_SECONDS
-        if settings.REDIS_URL and not settings.CELERY_TASK_ALWAYS_EAGER:
-            countdown = _countdown(cluster_id, traffic_type)
-            # Already queued and not started yet: that run will read this change too.
-            marked = converge.redis_client().set(
-                _pending_key(cluster_id, traffic_type), "1", nx=True, ex=PENDING_TTL_SECONDS
-            )
-            if not marked:
-                continue
+    countdown = COALESCE_SECONDS
+    marked = False
+    if settings.REDIS_URL and not settings.CELERY_TASK_ALWAYS_EAGER:
+        countdown = _countdown(cluster_id, traffic_type)
+        # Already queued and not started yet: that run will read this change too.
+        marked = bool(
+            converge.redis_client().set(_pending_key(cluster_id, traffic_type), "1", nx=True, ex=PENDING_TTL_SECONDS)
+        )
+        if not marked:
+            return
+    try:
         reconcile_gateway.apply_async((cluster_id, traffic_type), countdown=countdown)
+    except kombu.exceptions.OperationalError:
+        if marked:
+            # Nothing is queued after all: the marker must not hold back the next request's enqueue.
+            with contextlib.suppress(redis.exceptions.RedisError):
+                clear_pending(cluster_id, traffic_type)
+        raise
 
 
 def _countdown(cluster_id: int, traffic_type: str) -> float:
