@@ -58,8 +58,10 @@ class WorkerProcess:
             self.kill()
 
 
-def start_worker(queue: str, log: Path, *, env: dict[str, str] | None = None, concurrency: int = 4) -> WorkerProcess:
-    """Start `celery -A gatewayportal worker` on the pytest test database, consuming `queue`."""
+def start_worker(
+    queue: str, log: Path, *, env: dict[str, str] | None = None, concurrency: int = 4, args: tuple[str, ...] = ()
+) -> WorkerProcess:
+    """Start `celery -A gatewayportal worker` on the pytest test database, consuming `queue`; `args` are added."""
     db = settings.DATABASES["default"]
     environment = {
         **os.environ,
@@ -72,7 +74,7 @@ def start_worker(queue: str, log: Path, *, env: dict[str, str] | None = None, co
         **(env or {}),
     }
     command = [sys.executable, "-m", "celery", "-A", "gatewayportal", "worker", "-Q", queue, "-c", str(concurrency)]
-    command += ["-l", "info", "--without-gossip", "--without-mingle", "--without-heartbeat", "-n", f"{queue}@%h"]
+    command += ["-l", "info", "--without-gossip", "--without-mingle", "--without-heartbeat", "-n", f"{queue}@%h", *args]
     with open(log, "a") as out:
         process = subprocess.Popen(
             command, cwd=ROOT, env=environment, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
@@ -101,7 +103,7 @@ def worker(celery_worker_process: str, settings) -> Iterator[str]:
 
 @pytest.fixture
 def worker_factory(django_db_setup, tmp_path, settings) -> Iterator[Callable[..., WorkerProcess]]:
-    """`worker_factory(env=...)` starts a ready worker on this test's own queue; all are stopped afterwards.
+    """`worker_factory(env=..., args=...)` starts a ready worker on this test's own queue; all are stopped afterwards.
 
     Tasks the test enqueues go to that queue. Workers started again share it, so a restarted worker picks up
     what a killed one left unacknowledged.
@@ -109,8 +111,9 @@ def worker_factory(django_db_setup, tmp_path, settings) -> Iterator[Callable[...
     queue = f"faults-{uuid.uuid4().hex[:10]}"
     started: list[WorkerProcess] = []
 
-    def start(*, env: dict[str, str] | None = None, concurrency: int = 2) -> WorkerProcess:
-        process = start_worker(queue, tmp_path / f"worker-{len(started)}.log", env=env, concurrency=concurrency)
+    def start(*, env: dict[str, str] | None = None, concurrency: int = 2, args: tuple[str, ...] = ()) -> WorkerProcess:
+        log = tmp_path / f"worker-{len(started)}.log"
+        process = start_worker(queue, log, env=env, concurrency=concurrency, args=args)
         started.append(process)
         return process.wait_ready()
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import redis
@@ -13,6 +15,7 @@ from django.db import transaction
 
 from clusters import actions
 from clusters.models import Cluster
+from gatewayportal.celery import app as celery_app
 from services.models import GatewayService, GatewayServiceStatus
 from tests.clusters.builders import wait_for
 
@@ -96,3 +99,22 @@ class RedisServer:
         if self.process and self.process.poll() is None:
             self.process.kill()  # a crash, not a clean shutdown; nothing is saved either way
             self.process.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def broker(url: str) -> Iterator[None]:
+    """Publish this process's tasks through another broker (the app's connection pools are rebuilt for it)."""
+    before = celery_app.conf.broker_url
+    _use_broker(url)
+    try:
+        yield
+    finally:
+        _use_broker(before)
+
+
+def _use_broker(url: str) -> None:
+    celery_app.conf.broker_url = url
+    if celery_app._pool is not None:
+        celery_app._pool.force_close_all()
+    celery_app._pool = None
+    celery_app.amqp._producer_pool = None
