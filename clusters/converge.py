@@ -40,6 +40,10 @@ class GatewayBusy(Exception):
     """Another worker holds this gateway's lock; try again shortly."""
 
 
+class ConflictStorm(kube.TransientError):
+    """Every round of re-reading met a newer write by someone else; the task retries after a backoff."""
+
+
 @dataclass
 class Desired:
     items: list[DesiredService] = field(default_factory=list)
@@ -152,8 +156,14 @@ def redis_client() -> redis.Redis:
     return _redis[settings.REDIS_URL]
 
 
-def gateway_converge(*, cluster_id: int, traffic_type: str, verify_all: bool = False) -> Plan | None:
-    """Converge one gateway. Raises kube.TransientError (retry later) after recording it; None when skipped."""
+def gateway_converge(
+    *, cluster_id: int, traffic_type: str, verify_all: bool = False, record_conflicts: bool = True
+) -> Plan | None:
+    """Converge one gateway. Raises kube.TransientError (retry later) after recording it; None when skipped.
+
+    With `record_conflicts=False` a ConflictStorm is raised without being recorded: another writer being busy
+    is not a failure of the gateway while retries remain.
+    """
     cluster = Cluster.objects.filter(pk=cluster_id).first()
     if cluster is None or not cluster.enabled:
         return None
@@ -171,6 +181,8 @@ def gateway_converge(*, cluster_id: int, traffic_type: str, verify_all: bool = F
         try:
             plan, live = _plan_and_write(cluster, traffic_type, state, desired, verify_all=verify_all)
         except kube.KubeError as exc:
+            if isinstance(exc, ConflictStorm) and not record_conflicts:
+                raise
             _record_failure(cluster, traffic_type, state, desired, exc.message)
             if isinstance(exc, kube.PermanentError):
                 return None
@@ -216,7 +228,7 @@ def _plan_and_write(
             if not rejected:
                 raise
             excluded.update(rejected)
-    raise kube.TransientError(f"gave up after {MAX_CONFLICT_ROUNDS} rounds of conflicting writes; will retry")
+    raise ConflictStorm(f"gave up after {MAX_CONFLICT_ROUNDS} rounds of conflicting writes; will retry")
 
 
 def read_facts(

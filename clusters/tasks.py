@@ -31,7 +31,13 @@ def reconcile_gateway(self, cluster_id: int, traffic_type: str, verify_all: bool
     actions.clear_pending(cluster_id, traffic_type)
     with acting_as(name="worker", source="worker"):
         try:
-            converge.gateway_converge(cluster_id=cluster_id, traffic_type=traffic_type, verify_all=verify_all)
+            converge.gateway_converge(
+                cluster_id=cluster_id,
+                traffic_type=traffic_type,
+                verify_all=verify_all,
+                # Conflicts with other writers are retried quietly; only the last attempt records them.
+                record_conflicts=self.request.retries >= self.max_retries,
+            )
         except converge.GatewayBusy:
             # Another worker is on this gateway and may have read the database before our change: run after it.
             reconcile_gateway.apply_async((cluster_id, traffic_type, verify_all), countdown=BUSY_RETRY_SECONDS)
