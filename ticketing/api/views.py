@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import hashlib
+
 from django.conf import settings
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, status, throttling, viewsets
@@ -78,7 +80,9 @@ class PerSourceThrottle(throttling.SimpleRateThrottle):
         return settings.TICKETING_RATE_LIMIT
 
     def get_cache_key(self, request, view) -> str:
-        return self.cache_format % {"scope": self.scope, "ident": view.kwargs["source"]}
+        # Hashed: the name comes from the URL and may hold anything a cache key should not.
+        ident = hashlib.sha256(view.kwargs["source"].encode()).hexdigest()
+        return self.cache_format % {"scope": self.scope, "ident": ident}
 
 
 class TicketingWebhookView(APIView):
