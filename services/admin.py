@@ -29,7 +29,7 @@ from services import actions
 from services.api.serializers import GatewayServiceSerializer, TeamSerializer
 from services.choices import Approval, Protocol, State, TLSMode, TLSProtocolVersion, TrafficType
 from services.models import GatewayService, GatewayServiceRevision, GatewayServiceStatus, Team
-from services.selectors import gateway_service_view
+from services.selectors import approval_diff, gateway_service_view
 
 STATE_COLORS = {
     State.APPLIED: "#2e7d32",
@@ -570,6 +570,7 @@ class GatewayServiceAdmin(ObjectButtonsMixin, admin.ModelAdmin):
             },
         ),
         ("Rendered server block", {"fields": ["server_block", "credential_name"]}),
+        ("Awaiting approval: live diff on each gated cluster", {"fields": ["approval_diff"]}),
         ("Certificate", {"fields": ["certificate_expiry", "certificate_summary"]}),
     ]
     readonly_fields = [
@@ -579,6 +580,7 @@ class GatewayServiceAdmin(ObjectButtonsMixin, admin.ModelAdmin):
         "cluster_states",
         "server_block",
         "credential_name",
+        "approval_diff",
         "certificate_expiry",
         "certificate_summary",
     ]
@@ -675,6 +677,11 @@ class GatewayServiceAdmin(ObjectButtonsMixin, admin.ModelAdmin):
     @admin.display(description="server block")
     def server_block(self, service: GatewayService):
         return pretty_json(self._view(service)["server_block"]) if service.current_revision else "-"
+
+    @admin.display(description="diff")
+    def approval_diff(self, service: GatewayService):
+        diffs = approval_diff(service)
+        return pretty_json(diffs) if diffs else "nothing awaits approval"
 
     @admin.display(description="credentialName")
     def credential_name(self, service: GatewayService) -> str:

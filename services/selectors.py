@@ -111,3 +111,27 @@ def gateway_service_view(service: GatewayService, context: dict[str, Any] | None
 
 def _iso(value) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def approval_diff(service: GatewayService) -> list[dict[str, Any]]:
+    """What approving the current revision would change on each gated cluster it targets (live diff, no writes)."""
+    from clusters.selectors import live_diff
+
+    revision = service.current_revision
+    if revision is None or revision.approval != Approval.PENDING:
+        return []
+    spec = revision.spec
+    gated = [
+        c
+        for c in Cluster.objects.filter(requires_approval=True)
+        if targets(spec, cluster_name=c.name, labels=c.labels, enabled=c.enabled)
+    ]
+    return [
+        live_diff(
+            cluster=cluster,
+            traffic_type=service.traffic_type,
+            server=render_server(spec, gateway_settings_for(spec, {cluster.name: cluster})),
+            service_id=str(service.pk),
+        )
+        for cluster in gated
+    ]

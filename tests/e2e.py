@@ -125,8 +125,9 @@ def worker_factory(django_db_setup, tmp_path, settings) -> Iterator[Callable[...
 
 @contextlib.contextmanager
 def _tasks_sent_to(queue: str, settings) -> Iterator[None]:
-    settings.CELERY_TASK_ALWAYS_EAGER = False
+    # Read before touching Django's settings: Celery's configuration reads through to them.
     before = (celery_app.conf.task_always_eager, celery_app.conf.task_default_queue)
+    settings.CELERY_TASK_ALWAYS_EAGER = False
     celery_app.conf.task_always_eager = False
     celery_app.conf.task_default_queue = queue
     try:

@@ -178,6 +178,14 @@ class GatewayServiceViewSet(
             }
         )
 
+    @extend_schema(
+        responses=inline_serializer("ApprovalDiff", {"results": serializers.ListField(child=serializers.DictField())})
+    )
+    @action(detail=True, methods=["get"], url_path="approval-diff", permission_classes=[IsPlatform])
+    def approval_diff(self, request, pk=None):
+        """For approvers: the live diff the pending revision would make on each gated cluster."""
+        return Response({"results": selectors.approval_diff(self.get_object())})
+
     @extend_schema(request=DecisionSerializer, responses=GatewayServiceSerializer)
     @action(detail=True, methods=["post"], permission_classes=[IsPlatform])
     def approve(self, request, pk=None):

@@ -100,3 +100,18 @@ def test_a_ticket_approval_lands_on_the_gated_cluster(setup):
     event = AuditEvent.objects.get(action="gateway_service.approved", object_id=service_id)
     assert (event.actor, event.source, event.ticket) == ("carol@example.com", "webhook", "CHG-42")
     assert GatewayService.objects.get(pk=service_id).approved_revision.number == 1
+
+
+def test_approvers_see_the_live_diff_on_gated_clusters(setup):
+    payload = http_service(clusters=[], cluster_selector={"tier": "all"})
+    service_id = setup["member"].post(URL, payload, format="json").json()["id"]
+    diff_url = f"{URL}{service_id}/approval-diff/"
+
+    assert setup["member"].get(diff_url).status_code == 403
+    [diff] = setup["platform"].get(diff_url).json()["results"]
+    assert diff["cluster"] == "prod"
+    assert [s["port"]["name"] for s in diff["added"]] == ["http-checkout-payments"]
+    assert block(setup["gated"], "http-checkout-payments") is None  # nothing written by looking
+
+    setup["platform"].post(f"{URL}{service_id}/approve/", {}, format="json")
+    assert setup["platform"].get(diff_url).json()["results"] == []
