@@ -17,26 +17,12 @@ from typing import Any
 from django.db import connection
 from django.db.models import QuerySet
 
-from audit.models import AuditAnchor, AuditEvent
+from audit.models import EVENT_FIELDS, AuditAnchor, AuditEvent
 
 # Serialises every writer of the chain (and the purge) on Postgres; any constant unique to the portal.
 ADVISORY_LOCK_KEY = 7_402_113_551
-HASHED_FIELDS = (
-    "at",
-    "actor",
-    "source",
-    "action",
-    "object_type",
-    "object_id",
-    "object_repr",
-    "team",
-    "cluster",
-    "ticket",
-    "request_id",
-    "changes",
-    "data",
-    "prev_hash",
-)
+# Every public field but the row id (order comes from the prev_hash links) and the hash itself.
+HASHED_FIELDS = tuple(name for name in EVENT_FIELDS if name not in ("id", "hash"))
 VERIFY_CHUNK_SIZE = 2000
 
 

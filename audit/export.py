@@ -9,26 +9,9 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from audit.models import AuditEvent
+from audit.models import EVENT_FIELDS, AuditEvent
 
-CSV_COLUMNS = (
-    "id",
-    "at",
-    "actor",
-    "source",
-    "action",
-    "object_type",
-    "object_id",
-    "object_repr",
-    "team",
-    "cluster",
-    "ticket",
-    "request_id",
-    "changes",
-    "data",
-    "hash",
-    "prev_hash",
-)
+CSV_COLUMNS = EVENT_FIELDS
 CHUNK_SIZE = 2000
 _JSON_COLUMNS = {CSV_COLUMNS.index("changes"), CSV_COLUMNS.index("data")}
 _AT_COLUMN = CSV_COLUMNS.index("at")

@@ -20,6 +20,27 @@ class AppendOnlyQuerySet(models.QuerySet):
         )
 
 
+# The public shape of an event (API, CSV export), in the order of API.md.
+EVENT_FIELDS = (
+    "id",
+    "at",
+    "actor",
+    "source",
+    "action",
+    "object_type",
+    "object_id",
+    "object_repr",
+    "team",
+    "cluster",
+    "ticket",
+    "request_id",
+    "changes",
+    "data",
+    "hash",
+    "prev_hash",
+)
+
+
 class AuditEvent(models.Model):
     """One recorded change. Append-only: written in the transaction of the change it records.
 

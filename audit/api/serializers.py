@@ -1,26 +1,7 @@
 from rest_framework import serializers
 
-from audit.models import AuditEvent
+from audit.models import EVENT_FIELDS, AuditEvent
 from audit.reports import GROUP_BY
-
-EVENT_FIELDS = [
-    "id",
-    "at",
-    "actor",
-    "source",
-    "action",
-    "object_type",
-    "object_id",
-    "object_repr",
-    "team",
-    "cluster",
-    "ticket",
-    "request_id",
-    "changes",
-    "data",
-    "hash",
-    "prev_hash",
-]
 
 
 class AuditEventSerializer(serializers.ModelSerializer):

@@ -25,7 +25,7 @@ from ticketing.models import TicketingSource
 # What a team member gets for each resource's detail routes when aiming at another team's object (API.md).
 # Keys are actions; "*" is every other action. A resource missing here fails the test: decide its contract.
 CONTRACT: dict[str, dict[str, int]] = {
-    "gateway-services": {"approve": 403, "reject": 403, "*": 404},
+    "gateway-services": {"approve": 403, "reject": 403, "approval_diff": 403, "*": 404},
     "teams": {"retrieve": 404, "*": 403},  # writes: platform only
     "audit-events": {"*": 404},
     "ticketing-sources": {"*": 403},  # platform only
