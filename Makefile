@@ -52,6 +52,13 @@ test: venv services browser lint
 
 bench: venv services
 	$(PY) -m tests.bench
+	$(PY) -m tests.bench_api
+
+# The fault tests at the issue's full durations (60 s outages, a 30 s concurrent writer); figures in var/.
+soak: venv services
+	rm -f var/fault-figures.txt
+	SOAK=1 FAULT_FIGURES=var/fault-figures.txt TEST_DATABASE_NAME=$${TEST_DATABASE_NAME:-test_gp_soak} $(VENV)/bin/pytest tests/faults -s -q -p no:cacheprovider
+	cat var/fault-figures.txt
 
 # Schemathesis over every operation, at least 10,000 requests (about 8 minutes); see docs/reliability.md.
 fuzz: venv services

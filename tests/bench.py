@@ -282,9 +282,10 @@ def render(results: dict[str, Any]) -> str:
         "`first` applies every block (run in-process, so queries are counted); `idle` runs again with nothing to do.",
         "Django counts BEGIN, COMMIT and SAVEPOINT statements as queries; of the `first` count, 10 are SQL queries",
         "(9 once the gateway's state row exists), 3 of them the audit event's hash chain (each further audit event,",
-        "e.g. one per secret written, adds 3). An idle run is 5 SQL queries plus BEGIN/COMMIT. Wall time at large N",
-        "is dominated by `services.validation.validate_gateway`, whose §7 merge-clash check compares every pair of",
-        "servers on a port (quadratic); it runs only when the Gateway is about to be written.",
+        "e.g. one per secret written, adds 3). An idle run is 5 SQL queries plus BEGIN/COMMIT. The §7 merge-clash",
+        "check in `services.validation.validate_gateway` indexes servers by (port, bind) and TLS host, so it grows",
+        "with the servers, not with their pairs (it compared every pair on a port before: ~11.6 s of an 11.9 s",
+        "plan at N = 5,000); it runs only when the Gateway is about to be written.",
         "",
         "| services | first: queries | first: k8s requests (writes) | first: wall time "
         "| idle: queries | idle: k8s requests (writes) | idle: wall time |",
