@@ -176,15 +176,28 @@ def _conflicts(
         tls=bool(spec.get("mode")),
     )
     others = []
-    qs = (
+    # Plain rows, not model instances: this reads every service on the port (thousands on a busy gateway), and
+    # building the services and both revisions (encrypted TLS material included) was most of a create's time.
+    rows = (
         GatewayService.objects.filter(traffic_type=spec["traffic_type"], deleting_at__isnull=True)
         .filter(Q(port=spec["port"]) | Q(approved_revision__spec__port=spec["port"]))
         .exclude(pk=exclude_service_id)
-        .select_related("team", "current_revision", "approved_revision")
+        .values_list(
+            "pk",
+            "team__slug",
+            "name",
+            "namespace",
+            "traffic_type",
+            "current_revision_id",
+            "current_revision__spec",
+            "approved_revision_id",
+            "approved_revision__spec",
+        )
     )
-    for other in qs:
-        for revision in {other.current_revision, other.approved_revision} - {None}:
-            other_spec = revision.spec
+    for pk, team_slug, name, namespace, traffic_type, current_id, current_spec, approved_id, approved_spec in rows:
+        revisions = {current_id: current_spec, approved_id: approved_spec}
+        revisions.pop(None, None)
+        for other_spec in revisions.values():
             if other_spec["port"] != spec["port"]:
                 continue
             landed = frozenset(
@@ -194,11 +207,11 @@ def _conflicts(
             )
             others.append(
                 conflicts.Claim(
-                    service_id=str(other.pk),
-                    team=other.team.slug,
-                    name=other.name,
-                    namespace=other.namespace,
-                    traffic_type=other.traffic_type,
+                    service_id=str(pk),
+                    team=team_slug,
+                    name=name,
+                    namespace=namespace,
+                    traffic_type=traffic_type,
                     clusters=landed,
                     port=other_spec["port"],
                     protocol=other_spec["protocol"],
