@@ -33,6 +33,7 @@ def test_a_failing_cluster_is_retried_a_bounded_number_of_times_then_converges(w
     push(service)
 
     wait_for(lambda: state_of(service, "c1") == "failed", what="the failure to show in the status")
+    wait_for(lambda: len(kubesim.requests.all()) >= 2, what="a retry during the outage")
     outage = scaled(SLOW_SECONDS * 2 if fault == "timeout" else 3, 60)
     time.sleep(max(0.0, outage - (time.monotonic() - started)))  # the outage lasts this long, then heals
     kubesim.faults.clear()
@@ -49,7 +50,7 @@ def test_a_failing_cluster_is_retried_a_bounded_number_of_times_then_converges(w
     assert failures and len(failures) == len(set(failures))
     assert [action for action, _ in story][len(failures) :] == ["gateway.applied"]
     # No retry storm: one reconcile task makes at most 1 + MAX_RETRIES attempts (one Gateway read each).
-    assert 2 <= attempts_in_outage <= 1 + MAX_RETRIES + (1 if SOAK else 0)
+    assert attempts_in_outage <= 1 + MAX_RETRIES + (1 if SOAK else 0)
     report(
         f"cluster {fault} for {outage:.0f} s: {attempts_in_outage} attempts during the outage, "
         f"applied {time.monotonic() - started:.1f} s after the first request"
