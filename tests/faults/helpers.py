@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import kombu.pools
 import redis
 from django.db import transaction
 
@@ -115,7 +116,8 @@ def broker(url: str) -> Iterator[None]:
 
 def _use_broker(url: str) -> None:
     celery_app.conf.broker_url = url
-    if celery_app._pool is not None:
-        celery_app._pool.force_close_all()
+    # kombu keeps connection and producer pools in process-wide registries keyed by broker URL; closing only
+    # the app's pool left a closed pool registered for the old URL ("Acquire on closed pool" in later tests).
+    kombu.pools.reset()
     celery_app._pool = None
     celery_app.amqp._producer_pool = None
