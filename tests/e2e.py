@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -99,6 +100,37 @@ def worker(celery_worker_process: str, settings) -> Iterator[str]:
     """Tasks go to the session's real worker (not in-process) for the duration of one test."""
     with _tasks_sent_to(celery_worker_process, settings):
         yield celery_worker_process
+        _quiesce(celery_worker_process)
+
+
+QUIESCE_SECONDS = 30
+
+
+def _quiesce(queue: str) -> None:
+    """Leave the session's worker idle: the test's retries and reruns must not run during the database flush.
+
+    A task still writing while the flush truncates the tables deadlocked it (audit chain lock vs TRUNCATE), and
+    the tables it left behind failed the next tests.
+    """
+    name = f"{queue}@{socket.gethostname()}"
+    inspect = celery_app.control.inspect(destination=[name], timeout=2)
+    revoked: set[str] = set()
+    deadline = time.monotonic() + QUIESCE_SECONDS
+    while time.monotonic() < deadline:
+        with celery_app.connection_for_write() as connection:
+            connection.default_channel.queue_purge(queue)
+        # Revoked tasks stay listed until their countdown ends, then are dropped unrun.
+        held = {
+            task.get("request", task)["id"]
+            for listing in (inspect.scheduled(), inspect.reserved())
+            for task in (listing or {}).get(name, [])
+        } - revoked
+        if held:
+            celery_app.control.revoke(sorted(held), destination=[name])
+            revoked |= held
+        elif not (inspect.active() or {}).get(name):
+            return
+        time.sleep(0.1)
 
 
 @pytest.fixture
