@@ -8,7 +8,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Max, Q, Value
+from django.db.models import F, Max, Q, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
 
@@ -180,7 +180,7 @@ def _conflicts(
     # building the services and both revisions (encrypted TLS material included) was most of a create's time.
     rows = (
         GatewayService.objects.filter(traffic_type=spec["traffic_type"], deleting_at__isnull=True)
-        .filter(Q(port=spec["port"]) | Q(approved_revision__spec__port=spec["port"]))
+        .filter(conflict_candidates(spec))
         .exclude(pk=exclude_service_id)
         .values_list(
             "pk",
@@ -220,6 +220,42 @@ def _conflicts(
                 )
             )
     return list(dict.fromkeys(conflicts.find_conflicts(candidate, others)))
+
+
+EVERY_SERVICE = Q(pk__isnull=False)  # an empty Q() would vanish from an OR instead of matching everything
+
+
+def conflict_candidates(spec: dict[str, Any]) -> Q:
+    """Services that could clash with `spec` on its port: a superset the pure rules then decide on.
+
+    Narrowed with the columns copied from the current revision, so a create on a gateway port carrying
+    thousands of services reads only those whose protocol cannot share the port or whose hosts may overlap.
+    A service whose approved revision differs from its current one is always read (there are few).
+    """
+    port = spec["port"]
+    tls = bool(spec.get("mode"))
+    incompatible = Q(mode="") if tls else ~Q(mode="") | ~Q(protocol__in=validation.PORTAL_HTTP_FAMILY)
+    if not tls and spec["protocol"] not in validation.PORTAL_HTTP_FAMILY:
+        incompatible = EVERY_SERVICE
+    overlap = Q(hosts_index__contains="|*|")
+    for host in spec["hosts"]:
+        name = host.lower().rstrip(".")
+        if name == "*":
+            overlap = EVERY_SERVICE
+            break
+        labels = name.split(".")
+        overlap |= Q(hosts_index__contains=f"|{name}|") | Q(hosts_index__contains=f"|{name}.|")
+        # Their wildcards that may cover this host (or this wildcard).
+        for i in range(1, len(labels)):
+            suffix = ".".join(labels[i:])
+            overlap |= Q(hosts_index__contains=f"|*.{suffix}|") | Q(hosts_index__contains=f"|*.{suffix}.|")
+        if name.startswith("*."):
+            # Their hosts this wildcard may cover.
+            base = name[2:]
+            overlap |= Q(hosts_index__contains=f".{base}|") | Q(hosts_index__contains=f".{base}.|")
+            overlap |= Q(hosts_index__contains=f"|{base}|")
+    pending_approval = Q(approved_revision__isnull=False) & ~Q(approved_revision=F("current_revision"))
+    return (Q(port=port) & (incompatible | overlap)) | (pending_approval & Q(approved_revision__spec__port=port))
 
 
 def _name_clashes(spec: dict[str, Any], clusters: frozenset[str], exclude_service_id: Any) -> list[str]:
