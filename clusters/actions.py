@@ -25,10 +25,11 @@ TRAFFIC_TYPES = ("ingress", "egress")
 # Writes to one gateway within this window produce one reconcile.
 COALESCE_SECONDS = 0.1
 PENDING_TTL_SECONDS = 60
-# More than BURST_REQUESTS requests for one gateway within BURST_WINDOW_SECONDS switch it to burst mode for
+# More than BURST_REQUESTS requests for one gateway within BURST_WINDOW_SECONDS (faster than a person or a
+# pipeline applying changes one by one, about 5 a second) switch it to burst mode for
 # BURST_HOLD_SECONDS: reconciles then wait BURST_COALESCE_SECONDS, so an import of hundreds of services
 # becomes a handful of Gateway writes while a single change still lands within a fraction of a second.
-BURST_REQUESTS = 5
+BURST_REQUESTS = 10
 BURST_WINDOW_SECONDS = 2
 BURST_HOLD_SECONDS = 10
 BURST_COALESCE_SECONDS = 8.0
