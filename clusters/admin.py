@@ -21,6 +21,7 @@ from gatewayportal.roles import is_platform
 from services.admin import (
     STATE_COLORS,
     ObjectButtonsMixin,
+    ReadOnlyInline,
     WriteOnlyTextarea,
     add_api_errors,
     admin_actor,
@@ -105,19 +106,10 @@ class ClusterForm(forms.ModelForm):
             add_api_errors(self, exc.errors)
 
 
-class GatewayStateInline(admin.TabularInline):
+class GatewayStateInline(ReadOnlyInline):
     model = GatewayState
     verbose_name_plural = "gateways (last reconcile)"
     fields = ["traffic_type", "managed_count", "last_result", "last_reconciled_at", "last_message", "resource_version"]
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
 
     @admin.display(description="managed servers")
     def managed_count(self, state: GatewayState) -> int:

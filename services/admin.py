@@ -219,20 +219,27 @@ class TeamForm(forms.ModelForm):
         return cleaned
 
 
-class TeamServiceInline(admin.TabularInline):
-    model = GatewayService
-    verbose_name_plural = "gateway services"
-    fields = ["name", "namespace", "traffic_type", "port", "protocol", "mode", "hosts_index"]
-    readonly_fields = fields
+class ReadOnlyInline(admin.TabularInline):
+    """Rows shown beside their parent, never added or edited there (changes go through the actions)."""
+
     extra = 0
     can_delete = False
-    show_change_link = True
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.fields
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+
+class TeamServiceInline(ReadOnlyInline):
+    model = GatewayService
+    verbose_name_plural = "gateway services"
+    fields = ["name", "namespace", "traffic_type", "port", "protocol", "mode", "hosts_index"]
+    show_change_link = True
 
 
 @admin.register(Team)
@@ -471,7 +478,7 @@ ADD_FIELDSETS = [
 # --- Gateway services: detail and list -----------------------------------------------------------------------------
 
 
-class RevisionInline(admin.TabularInline):
+class RevisionInline(ReadOnlyInline):
     model = GatewayServiceRevision
     fields = [
         "number",
@@ -484,15 +491,6 @@ class RevisionInline(admin.TabularInline):
         "created_at",
         "hosts",
     ]
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
 
     @admin.display(description="approval")
     def approval_badge(self, revision: GatewayServiceRevision):
@@ -503,19 +501,10 @@ class RevisionInline(admin.TabularInline):
         return ", ".join(revision.spec.get("hosts") or [])
 
 
-class StatusInline(admin.TabularInline):
+class StatusInline(ReadOnlyInline):
     model = GatewayServiceStatus
     verbose_name_plural = "status per cluster"
     fields = ["cluster", "traffic_type", "state_badge", "revision", "message", "updated_at"]
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
 
     @admin.display(description="state")
     def state_badge(self, status: GatewayServiceStatus):
