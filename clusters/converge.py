@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import logging
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +25,7 @@ from audit.actions import audit_record
 from clusters import kube
 from clusters.models import Cluster, GatewayState
 from clusters.reconcile import DesiredService, Facts, Outcome, Plan, SecretOp, plan_gateway, reads_needed
+from gatewayportal import metrics
 from services.choices import Approval, State
 from services.models import GatewayService, GatewayServiceStatus
 from services.rendering import GatewaySettings, port_name
@@ -167,7 +169,7 @@ def gateway_converge(
     cluster = Cluster.objects.filter(pk=cluster_id).first()
     if cluster is None or not cluster.enabled:
         return None
-    with gateway_lock(cluster_id, traffic_type):
+    with gateway_lock(cluster_id, traffic_type), _timed(cluster.name, traffic_type):
         state, _ = GatewayState.objects.get_or_create(cluster=cluster, traffic_type=traffic_type)
         desired = collect_desired(cluster, traffic_type)
         if not (
@@ -183,12 +185,22 @@ def gateway_converge(
         except kube.KubeError as exc:
             if isinstance(exc, ConflictStorm) and not record_conflicts:
                 raise
+            metrics.count_apply_failure(type(exc).__name__)
             _record_failure(cluster, traffic_type, state, desired, exc.message)
             if isinstance(exc, kube.PermanentError):
                 return None
             raise
         _record_success(cluster, traffic_type, state, desired, plan, live)
         return plan
+
+
+@contextlib.contextmanager
+def _timed(cluster: str, traffic_type: str) -> Iterator[None]:
+    started = time.monotonic()
+    try:
+        yield
+    finally:
+        metrics.observe_reconcile(cluster, traffic_type, time.monotonic() - started)
 
 
 def _has_statuses(cluster: Cluster, traffic_type: str) -> bool:

@@ -1,6 +1,8 @@
 """The Celery application. Without a broker, tasks run in-process (eager)."""
 
 import os
+import time
+from datetime import datetime
 
 from celery import Celery, signals
 
@@ -34,6 +36,8 @@ def _carry_request_id(headers: dict | None = None, **kwargs) -> None:
 
     if headers is not None and "request_id" not in headers:
         headers["request_id"] = current_actor().request_id
+    if headers is not None:
+        headers.setdefault("published_at", time.time())
 
 
 _task_context: dict[str, object] = {}
@@ -44,10 +48,24 @@ def _enter_task_context(task_id: str | None = None, task=None, **kwargs) -> None
     from gatewayportal.context import _current, current_actor
 
     headers = getattr(task.request, "headers", None) or {}
+    _observe_queue_lag(task.request, headers)
     request_id = getattr(task.request, "request_id", None) or headers.get("request_id") or current_actor().request_id
     _task_context[task_id] = _current.set(
         type(current_actor())(name="system", source="worker", request_id=request_id or "")
     )
+
+
+def _observe_queue_lag(request, headers: dict) -> None:
+    """Seconds a task waited in the queue beyond its countdown (a sign that more workers are needed)."""
+    from gatewayportal.metrics import set_queue_lag
+
+    published = getattr(request, "published_at", None) or headers.get("published_at")
+    if request.is_eager or not published:
+        return
+    ready = float(published)
+    if request.eta:
+        ready = max(ready, datetime.fromisoformat(str(request.eta)).timestamp())
+    set_queue_lag(max(0.0, time.time() - ready))
 
 
 @signals.task_postrun.connect
