@@ -243,6 +243,8 @@ def create_services(team, cluster_name: str, size: int, service_model, revision_
 
 
 def render(results: dict[str, Any]) -> str:
+    from clusters import actions as coalesce
+
     latency, burst, scaling = results["latency"], results["burst"], results["scaling"]
 
     def secs(value):
@@ -269,8 +271,10 @@ def render(results: dict[str, Any]) -> str:
         "",
         f"## Burst of {burst['services']} services on one gateway (goal: ≤ 10 gateway writes)",
         "",
-        "500 POSTs one after another through the API to one cluster. Reconciles are coalesced: a change waits",
-        "0.1 s; once a gateway receives more than 5 requests within 2 s it is in burst mode for 10 s and waits 8 s.",
+        f"{burst['services']} POSTs one after another through the API to one cluster. Reconciles are coalesced: a",
+        f"change waits {coalesce.COALESCE_SECONDS} s; once a gateway receives more than {coalesce.BURST_REQUESTS} "
+        f"requests within {coalesce.BURST_WINDOW_SECONDS} s it is in burst mode until {coalesce.BURST_HOLD_SECONDS} s "
+        f"after the rate last went over that, and reconciles then wait {coalesce.BURST_COALESCE_SECONDS} s.",
         "",
         "| POSTs took | converged | time to converge | Gateway writes |",
         "| --- | --- | --- | --- |",
