@@ -21,8 +21,11 @@ def teams_for_user(user) -> QuerySet[Team]:
 
 
 def gateway_services_for_user(user) -> QuerySet[GatewayService]:
-    qs = GatewayService.objects.select_related("team", "current_revision").prefetch_related(
-        Prefetch("statuses", queryset=GatewayServiceStatus.objects.select_related("cluster"))
+    # The current revision is prefetched, not joined: a page then joins revisions for its own rows only,
+    # instead of every service of the team before sorting and slicing.
+    qs = GatewayService.objects.select_related("team").prefetch_related(
+        "current_revision",
+        Prefetch("statuses", queryset=GatewayServiceStatus.objects.select_related("cluster")),
     )
     if is_platform(user):
         return qs

@@ -60,7 +60,7 @@ class GatewayServiceViewSet(
     lookup_value_regex = "[0-9a-fA-F-]{36}"
 
     def get_queryset(self):
-        return selectors.gateway_services_for_user(self.request.user).order_by("team__slug", "namespace", "name")
+        return selectors.gateway_services_for_user(self.request.user).order_by("namespace", "name")
 
     def _team_for(self, slug: str | None) -> Team:
         teams = list(selectors.teams_for_user(self.request.user).order_by("slug"))
