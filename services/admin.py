@@ -616,6 +616,12 @@ class GatewayServiceAdmin(ObjectButtonsMixin, admin.ModelAdmin):
     def save_related(self, request, form, formsets, change) -> None:
         return None
 
+    def get_deleted_objects(self, objs, request):
+        # Revisions and statuses go with their service through gateway_service_delete; they are read-only
+        # in their own admin pages, which must not make the service itself undeletable here.
+        deleted, counts, _perms_needed, protected = super().get_deleted_objects(objs, request)
+        return deleted, counts, set(), protected
+
     def delete_model(self, request, obj: GatewayService) -> None:
         with admin_actor(request.user):
             actions.gateway_service_delete(service=obj)
@@ -748,3 +754,33 @@ def expiry_badge(not_after: str | None, *, now: datetime):
         return badge(f"expired {-days} days ago", STATE_COLORS[State.FAILED], not_after)
     color = STATE_COLORS[State.AWAITING_APPROVAL] if days < 30 else STATE_COLORS[State.APPLIED]
     return badge(f"{not_after} (in {days} days)", color, not_after)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Browsable and searchable, never written here: revisions and statuses change only through the actions."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(GatewayServiceRevision)
+class GatewayServiceRevisionAdmin(ReadOnlyAdmin):
+    list_display = ["service", "number", "approval", "author", "ticket", "decided_by", "created_at"]
+    list_filter = ["approval", "service__team"]
+    search_fields = ["service__name", "service__namespace", "ticket", "author"]
+    list_select_related = ["service"]
+    exclude = ["tls_material"]  # the private key is never shown, not even to platform engineers
+
+
+@admin.register(GatewayServiceStatus)
+class GatewayServiceStatusAdmin(ReadOnlyAdmin):
+    list_display = ["service", "cluster", "traffic_type", "state", "revision", "message", "updated_at"]
+    list_filter = ["state", "traffic_type", "cluster"]
+    search_fields = ["service__name", "service__namespace", "message"]
+    list_select_related = ["service", "cluster"]

@@ -374,3 +374,29 @@ def test_service_deleted_in_the_admin_goes_through_the_delete_action(browser, te
     assert service.statuses.get().state == "removing"
     event = AuditEvent.objects.get(action="gateway_service.deleted")
     assert (event.source, event.actor) == ("admin", "root")
+
+
+def test_revisions_and_statuses_are_browsable_read_only_and_never_show_the_key(client):
+    from django.contrib.auth import get_user_model
+
+    from services.models import GatewayServiceStatus
+
+    root = get_user_model().objects.create_superuser("auditor-root", password="pw")
+    client.force_login(root)
+    team = Team.objects.create(slug="pay", name="Pay", namespaces=["pay"], allowed_domains=["pay.example.com"])
+    cluster = Cluster.objects.create(name="c1")
+    service = GatewayService.objects.create(name="web", team=team, namespace="pay", traffic_type="ingress")
+    revision = GatewayServiceRevision.objects.create(
+        service=service, number=1, spec={"hosts": ["web.pay.example.com"]}, tls_material={"key": "SECRET-KEY-PEM"}
+    )
+    GatewayServiceStatus.objects.create(service=service, cluster=cluster, traffic_type="ingress", state="applied")
+
+    for url in ("/admin/services/gatewayservicerevision/", "/admin/services/gatewayservicestatus/"):
+        assert client.get(url).status_code == 200
+    detail = client.get(f"/admin/services/gatewayservicerevision/{revision.pk}/change/")
+    assert detail.status_code == 200
+    assert "SECRET-KEY-PEM" not in detail.content.decode()
+    assert (
+        client.post(f"/admin/services/gatewayservicerevision/{revision.pk}/delete/", {"post": "yes"}).status_code == 403
+    )
+    assert client.get("/admin/services/gatewayservicerevision/add/").status_code == 403
