@@ -20,7 +20,7 @@ from services import certificates, conflicts, validation
 from services.choices import Approval, State
 from services.models import GatewayService, GatewayServiceRevision, GatewayServiceStatus, Team
 from services.rendering import GatewaySettings, render_server
-from services.targeting import targets
+from services.targeting import landing
 
 SPEC_FIELDS = (
     "name",
@@ -147,9 +147,11 @@ def check_spec(
             {"non_field_errors": [f"Istio would refuse the server block: {i.path}: {i.message}" for i in problems]}
         )
 
-    target_clusters = [c for c in clusters if targets(spec, cluster_name=c.name, labels=c.labels, enabled=c.enabled)]
-    clashes = _conflicts(team=team, spec=spec, target_clusters=target_clusters, exclude_service_id=exclude_service_id)
-    names = _name_clashes(spec, frozenset(c.name for c in target_clusters), exclude_service_id)
+    target_clusters = landing(spec, clusters)
+    clashes = _conflicts(
+        team=team, spec=spec, clusters=clusters, target_clusters=target_clusters, exclude_service_id=exclude_service_id
+    )
+    names = _name_clashes(spec, target_clusters, exclude_service_id)
     if clashes or names:
         raise DomainError({key: value for key, value in (("hosts", clashes), ("name", names)) if value})
     return Checked(
@@ -158,11 +160,15 @@ def check_spec(
 
 
 def _conflicts(
-    *, team: Team, spec: dict[str, Any], target_clusters: list[Cluster], exclude_service_id: Any
+    *,
+    team: Team,
+    spec: dict[str, Any],
+    clusters: list[Cluster],
+    target_clusters: list[Cluster],
+    exclude_service_id: Any,
 ) -> list[str]:
     if not target_clusters:
         return []
-    by_name = {c.name: c for c in Cluster.objects.all()}
     candidate = conflicts.Claim(
         service_id=str(exclude_service_id or ""),
         team=team.slug,
@@ -200,11 +206,7 @@ def _conflicts(
         for other_spec in revisions.values():
             if other_spec["port"] != spec["port"]:
                 continue
-            landed = frozenset(
-                name
-                for name, c in by_name.items()
-                if targets(other_spec, cluster_name=name, labels=c.labels, enabled=c.enabled)
-            )
+            landed = frozenset(c.name for c in landing(other_spec, clusters))
             others.append(
                 conflicts.Claim(
                     service_id=str(pk),
@@ -258,7 +260,7 @@ def conflict_candidates(spec: dict[str, Any]) -> Q:
     return (Q(port=port) & (incompatible | overlap)) | (pending_approval & Q(approved_revision__spec__port=port))
 
 
-def _name_clashes(spec: dict[str, Any], clusters: frozenset[str], exclude_service_id: Any) -> list[str]:
+def _name_clashes(spec: dict[str, Any], target_clusters: list[Cluster], exclude_service_id: Any) -> list[str]:
     """Port and Secret names join name and namespace with '-': `a-b` in `c` and `a` in `b-c` would collide."""
     joined = f"{spec['name']}-{spec['namespace']}"
     same = (
@@ -267,13 +269,9 @@ def _name_clashes(spec: dict[str, Any], clusters: frozenset[str], exclude_servic
         .exclude(pk=exclude_service_id)
         .select_related("team", "current_revision")
     )
-    by_name = {c.name: c for c in Cluster.objects.filter(name__in=clusters)}
     messages = []
     for other in same:
-        if any(
-            targets(other.current_revision.spec, cluster_name=n, labels=c.labels, enabled=c.enabled)
-            for n, c in by_name.items()
-        ):
+        if landing(other.current_revision.spec, target_clusters):
             messages.append(
                 f"'{spec['name']}' in namespace '{spec['namespace']}' would share the gateway port and TLS secret "
                 f"names '*-{joined}' with {other.team.slug}/{other.name} on a common cluster; choose another name."
@@ -503,11 +501,7 @@ def _decide(*, revision: GatewayServiceRevision, approval: str, comment: str) ->
             changes={"approval": [Approval.PENDING, approval]},
             data={"revision": revision.number, "comment": comment},
         )
-        clusters = list(Cluster.objects.all())
-        spec = service.current_revision.spec
-        target_clusters = [
-            c for c in clusters if targets(spec, cluster_name=c.name, labels=c.labels, enabled=c.enabled)
-        ]
+        target_clusters = landing(service.current_revision.spec, Cluster.objects.all())
         _refresh_statuses(service=service, target_clusters=target_clusters)
     return revision
 

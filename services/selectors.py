@@ -11,7 +11,7 @@ from gatewayportal.roles import is_platform
 from services.choices import Approval
 from services.models import GatewayService, GatewayServiceRevision, GatewayServiceStatus, Team
 from services.rendering import GatewaySettings, credential_name, render_server
-from services.targeting import targets
+from services.targeting import landing
 
 
 def teams_for_user(user) -> QuerySet[Team]:
@@ -47,7 +47,7 @@ def clusters_by_name() -> dict[str, Cluster]:
 
 def gateway_settings_for(spec: dict[str, Any], clusters: dict[str, Cluster]) -> GatewaySettings:
     """Hosts are namespace-scoped unless every target cluster says otherwise."""
-    landed = [c for c in clusters.values() if targets(spec, cluster_name=c.name, labels=c.labels, enabled=c.enabled)]
+    landed = landing(spec, clusters.values())
     scoped = not landed or any(c.namespace_scoped_hosts for c in landed)
     return GatewaySettings(namespace_scoped_hosts=scoped)
 
@@ -124,11 +124,7 @@ def approval_diff(service: GatewayService) -> list[dict[str, Any]]:
     if revision is None or revision.approval != Approval.PENDING:
         return []
     spec = revision.spec
-    gated = [
-        c
-        for c in Cluster.objects.filter(requires_approval=True)
-        if targets(spec, cluster_name=c.name, labels=c.labels, enabled=c.enabled)
-    ]
+    gated = landing(spec, Cluster.objects.filter(requires_approval=True))
     return [
         live_diff(
             cluster=cluster,

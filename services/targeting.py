@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, TypeVar
+
+C = TypeVar("C")
 
 
 def targets(spec: dict[str, Any], *, cluster_name: str, labels: dict[str, str], enabled: bool) -> bool:
@@ -16,3 +19,8 @@ def targets(spec: dict[str, Any], *, cluster_name: str, labels: dict[str, str], 
         return True
     selector = spec.get("cluster_selector") or {}
     return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
+
+
+def landing(spec: dict[str, Any], clusters: Iterable[C]) -> list[C]:
+    """The clusters (anything with `name`, `labels`, `enabled`) the spec lands on, in the given order."""
+    return [c for c in clusters if targets(spec, cluster_name=c.name, labels=c.labels, enabled=c.enabled)]
