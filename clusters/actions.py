@@ -137,8 +137,8 @@ def cluster_create(**fields: Any) -> Cluster:
         cluster=cluster.name,
         changes=_public({name: [None, getattr(cluster, name)] for name in EDITABLE_FIELDS if getattr(cluster, name)}),
     )
-    request_reconcile(cluster_ids=[cluster.pk], traffic_type="ingress")
-    request_reconcile(cluster_ids=[cluster.pk], traffic_type="egress")
+    for traffic_type in TRAFFIC_TYPES:
+        request_reconcile(cluster_ids=[cluster.pk], traffic_type=traffic_type)
     return cluster
 
 
