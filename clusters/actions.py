@@ -20,8 +20,8 @@ from clusters.kubeconfig import KubeconfigError
 from clusters.models import Cluster
 from clusters.permissions import REQUIRED_PERMISSIONS, Permission
 from gatewayportal.exceptions import DomainError
+from services.choices import TRAFFIC_TYPES
 
-TRAFFIC_TYPES = ("ingress", "egress")
 # Writes to one gateway within this window produce one reconcile.
 COALESCE_SECONDS = 0.1
 PENDING_TTL_SECONDS = 60

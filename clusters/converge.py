@@ -53,7 +53,6 @@ class Desired:
     preset: dict[str, Outcome] = field(default_factory=dict)
     # Outcomes to show instead of "applied" when the block runs (an older approved revision).
     awaiting: dict[str, Outcome] = field(default_factory=dict)
-    services: dict[str, GatewayService] = field(default_factory=dict)
 
 
 def gateway_settings(cluster: Cluster, traffic_type: str) -> GatewaySettings:
@@ -82,7 +81,6 @@ def collect_desired(cluster: Cluster, traffic_type: str) -> Desired:
         )
         if runs is not None and _targets(runs.spec, cluster):
             desired.items.append(DesiredService(sid, service.team.slug, runs.number, runs.spec, runs.tls_material))
-            desired.services[sid] = service
             if waiting:
                 desired.awaiting[sid] = Outcome(
                     State.AWAITING_APPROVAL,
@@ -90,7 +88,6 @@ def collect_desired(cluster: Cluster, traffic_type: str) -> Desired:
                     runs.number,
                 )
         elif waiting:
-            desired.services[sid] = service
             desired.preset[sid] = Outcome(
                 State.AWAITING_APPROVAL, f"revision {current.number} awaits approval before it runs on this cluster"
             )
@@ -100,7 +97,6 @@ def collect_desired(cluster: Cluster, traffic_type: str) -> Desired:
             and current.approval == Approval.REJECTED
             and _targets(current.spec, cluster)
         ):
-            desired.services[sid] = service
             desired.preset[sid] = Outcome(
                 State.REJECTED, f"revision {current.number} was rejected and no approved revision runs on this cluster"
             )

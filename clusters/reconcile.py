@@ -23,8 +23,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from services import certificates, validation
+from services import certificates
 from services.choices import State
+from services.listeners import Clash, Listener, ListenerIndex, read_listener
 from services.rendering import (
     MANAGED_BY,
     MANAGED_BY_LABEL,
@@ -35,6 +36,7 @@ from services.rendering import (
     secret_name,
     secret_target_namespace,
 )
+from services.validation.istio import validate_gateway
 
 MAX_GATEWAY_BYTES = 1024 * 1024
 _SERVER_PATH = re.compile(r"^spec\.servers\[(\d+)\]")
@@ -151,60 +153,44 @@ def secret_digest(secret: Mapping[str, Any]) -> str:
 
 
 class PortIndex:
-    """The servers accepted so far, indexed for the §7 merge checks (fast enough for thousands of blocks)."""
+    """The servers accepted so far: port names, and their listeners for the §7 merge rules (`services.listeners`)."""
 
     def __init__(self) -> None:
         self.names: dict[str, str] = {}
-        self.kinds: dict[tuple[int, str], tuple[str, str, str]] = {}  # listener -> (kind, protocol, who)
-        self.tls_hosts: dict[tuple[int, str], dict[str, str]] = {}
+        self._listeners = ListenerIndex()
+        self._who: list[str] = []
 
     def clash(self, server: Mapping[str, Any]) -> str | None:
         """Why this server cannot be merged with those accepted, or None."""
-        name, listener, protocol, kind = _listener(server)
+        name = server_name(server)
         if name in self.names:
             return f"port name {name!r} is already used by {self.names[name]}"
-        if listener in self.kinds:
-            other_kind, other_protocol, who = self.kinds[listener]
-            if other_kind != kind:
-                return (
-                    f"{protocol} cannot share port {listener[0]} with {other_protocol} ({who}); "
-                    "only HTTP-family servers merge on one plain-text port, and plain text cannot share with TLS"
-                )
-            if kind == "tcp":
-                return f"plain-text {protocol} cannot share port {listener[0]} with {other_protocol} ({who})"
-        if kind == "tls":
-            taken = self.tls_hosts.get(listener, {})
-            for host in _dns_names(server):
-                if host in taken:
-                    return f"host {host!r} on TLS port {listener[0]} is already served by {taken[host]}"
-        return None
+        current = read_listener(server, len(self._who))
+        if current is None:
+            return None
+        earlier, clash = next(self._listeners.clashes(current), (None, None))
+        if earlier is None or clash is None:
+            return None
+        return _clash_message(earlier, current, clash, self._who[earlier.index])
 
     def add(self, server: Mapping[str, Any], who: str) -> None:
-        name, listener, protocol, kind = _listener(server)
-        self.names[name] = who
-        self.kinds.setdefault(listener, (kind, protocol, who))
-        if kind == "tls":
-            hosts = self.tls_hosts.setdefault(listener, {})
-            for host in _dns_names(server):
-                hosts.setdefault(host, who)
+        self.names[server_name(server)] = who
+        listener = read_listener(server, len(self._who))
+        self._who.append(who)
+        if listener is not None:
+            self._listeners.add(listener)
 
 
-def _listener(server: Mapping[str, Any]) -> tuple[str, tuple[int, str], str, str]:
-    port = server.get("port") or {}
-    protocol = validation.parse_protocol(port.get("protocol")) or str(port.get("protocol", ""))
-    if protocol in validation.TLS_BEARING:
-        kind = "tls"
-    elif protocol in validation.HTTP_FAMILY:
-        kind = "http"
-    else:
-        kind = "tcp"
-    number = port.get("number") if isinstance(port.get("number"), int) else -1
-    return str(port.get("name", "")), (number, str(server.get("bind") or "")), protocol, kind
-
-
-def _dns_names(server: Mapping[str, Any]) -> list[str]:
-    # Istio matches SNI on the host name; the namespace prefix only scopes VirtualService binding.
-    return [str(h).split("/", 1)[-1].lower() for h in server.get("hosts") or []]
+def _clash_message(earlier: Listener, current: Listener, clash: Clash, who: str) -> str:
+    port = current.number
+    if clash.reason == "shared_tls_host":
+        return f"host {clash.host!r} on TLS port {port} is already served by {who}"
+    if earlier.kind == "tcp" and current.kind == "tcp":
+        return f"plain-text {current.protocol} cannot share port {port} with {earlier.protocol} ({who})"
+    return (
+        f"{current.protocol} cannot share port {port} with {earlier.protocol} ({who}); "
+        "only HTTP-family servers merge on one plain-text port, and plain text cannot share with TLS"
+    )
 
 
 def _describe_unmanaged(server: Mapping[str, Any]) -> str:
@@ -319,24 +305,23 @@ def _drop_invalid(
     accepted: list[tuple[DesiredService, dict[str, Any]]],
     outcomes: dict[str, Outcome],
 ) -> list[tuple[DesiredService, dict[str, Any]]]:
-    """Validate the merged Gateway; managed blocks with an error are left out (unmanaged ones are not ours)."""
-    for _ in range(3):
-        servers = unmanaged + [server for _, server in accepted]
-        issues = validation.validate_gateway(_merged_gateway(live, servers, []))
-        bad: dict[int, str] = {}
-        for issue in issues:
-            match = _SERVER_PATH.match(issue.path)
-            if issue.severity == "error" and match and int(match.group(1)) >= len(unmanaged):
-                bad.setdefault(int(match.group(1)) - len(unmanaged), f"{issue.path}: {issue.message}")
-        if not bad:
-            return accepted
-        for position, message in bad.items():
-            item = accepted[position][0]
-            outcomes[item.service_id] = Outcome(
-                State.REJECTED, f"the merged Gateway would be invalid: {message}", item.revision
-            )
-        accepted = [pair for position, pair in enumerate(accepted) if position not in bad]
-    return accepted
+    """Validate the merged Gateway; managed blocks with an error are left out (unmanaged ones are not ours).
+
+    One pass is enough: every error is about one server on its own, or a later duplicate port name, and leaving
+    servers out never gives another server an error.
+    """
+    servers = unmanaged + [server for _, server in accepted]
+    bad: dict[int, str] = {}
+    for issue in validate_gateway(_merged_gateway(live, servers, [])):
+        match = _SERVER_PATH.match(issue.path)
+        if issue.severity == "error" and match and int(match.group(1)) >= len(unmanaged):
+            bad.setdefault(int(match.group(1)) - len(unmanaged), f"{issue.path}: {issue.message}")
+    for position, message in bad.items():
+        item = accepted[position][0]
+        outcomes[item.service_id] = Outcome(
+            State.REJECTED, f"the merged Gateway would be invalid: {message}", item.revision
+        )
+    return [pair for position, pair in enumerate(accepted) if position not in bad]
 
 
 def _refused_plan(

@@ -10,10 +10,10 @@ from celery import shared_task
 from clusters import actions, converge, kube
 from clusters.models import Cluster
 from gatewayportal.context import acting_as
+from services.choices import TRAFFIC_TYPES
 
 logger = logging.getLogger(__name__)
 
-TRAFFIC_TYPES = ("ingress", "egress")
 MAX_RETRIES = 5
 BACKOFF_BASE_SECONDS = 1.0
 BACKOFF_CAP_SECONDS = 60.0

@@ -1,4 +1,8 @@
+"""The portal's vocabulary: model field choices, and the plain tuples the pure rules use."""
+
 from django.db import models
+
+from services.listeners import HTTP_FAMILY, TLS_BEARING
 
 
 class Protocol(models.TextChoices):
@@ -44,3 +48,13 @@ class State(models.TextChoices):
     REJECTED = "rejected"
     AWAITING_APPROVAL = "awaiting_approval"
     REMOVING = "removing"
+
+
+# The portal's vocabulary as plain tuples, derived from the choices above: validation, the planner and the
+# cluster actions use these, never their own copies (tests/services/test_choices.py pins them).
+PORTAL_PROTOCOLS: tuple[str, ...] = tuple(Protocol.values)
+PORTAL_PLAINTEXT = frozenset(p for p in PORTAL_PROTOCOLS if p not in TLS_BEARING)
+PORTAL_HTTP_FAMILY = frozenset(p for p in PORTAL_PROTOCOLS if p in HTTP_FAMILY)
+PORTAL_TLS_MODES: tuple[str, ...] = tuple(TLSMode.values)
+TRAFFIC_TYPES: tuple[str, ...] = tuple(TrafficType.values)
+TLS_VERSIONS: tuple[str, ...] = tuple(TLSProtocolVersion.values)  # oldest first: `tls_version_greater` relies on it

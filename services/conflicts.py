@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.validation import PORTAL_HTTP_FAMILY, hosts_overlap
+from services.listeners import normal_host, protocols_clash
+from services.validation.hosts import hosts_overlap
 
 
 @dataclass(frozen=True)
@@ -32,10 +33,6 @@ def _label(claim: Claim) -> str:
     return f"{claim.team}/{claim.name}"
 
 
-def _same_host(a: str, b: str) -> bool:
-    return a.lower().rstrip(".") == b.lower().rstrip(".")
-
-
 def _is_wildcard(host: str) -> bool:
     return host == "*" or host.startswith("*.")
 
@@ -44,7 +41,7 @@ def _host_conflicts(candidate: Claim, other: Claim, where: str) -> list[str]:
     messages = []
     for host in candidate.hosts:
         for theirs in other.hosts:
-            if _same_host(host, theirs):
+            if normal_host(host) == normal_host(theirs):
                 messages.append(
                     f"host '{host}' on port {candidate.port} is already claimed by {_label(other)}{where}; "
                     "choose another host or port, or ask that team to release it"
@@ -59,17 +56,16 @@ def _host_conflicts(candidate: Claim, other: Claim, where: str) -> list[str]:
 
 
 def _protocol_conflict(candidate: Claim, other: Claim, where: str) -> str | None:
-    """Istio merges plain-text HTTP-family servers, and TLS servers with distinct hosts; nothing else shares."""
-    if candidate.tls and other.tls:
-        return None  # Same-host TLS clashes are reported by the host rule.
+    """Istio's §7 on protocols (`services.listeners`); same-host TLS clashes are reported by the host rule."""
+    reason = protocols_clash(other.protocol, candidate.protocol)
+    if reason is None:
+        return None
     hosts = ", ".join(other.hosts)
-    if candidate.tls != other.tls:
+    if reason == "plain_and_tls":
         return (
             f"port {candidate.port} cannot carry both plain-text and TLS servers: {_label(other)} serves "
             f"{other.protocol} for {hosts} there{where}; use another port"
         )
-    if candidate.protocol in PORTAL_HTTP_FAMILY and other.protocol in PORTAL_HTTP_FAMILY:
-        return None
     return (
         f"{candidate.protocol} cannot share port {candidate.port} with {other.protocol} of {_label(other)} "
         f"(hosts {hosts}){where}; only HTTP, HTTP2 and GRPC servers merge on one port: use another port"

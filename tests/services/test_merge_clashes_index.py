@@ -11,8 +11,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services import validation
-from services.validation import Issue
+from services.listeners import read_listeners
+from services.validation import istio
+from services.validation.istio import Issue
 
 PROTOCOLS = ["HTTP", "HTTP2", "GRPC", "HTTPS", "TLS", "TCP", "MONGO", "http", "bogus"]
 HOSTS = ["a.example.com", "b.example.com", "*.example.com", "*", "ns/a.example.com"]
@@ -22,12 +23,12 @@ def reference_merge_clashes(servers: list, *, gateway_name: str, namespace: str)
     issues: list[Issue] = []
     route_names: dict[str, int] = {}
     seen: list[Any] = []
-    for current in validation._listeners(servers):
+    for current in read_listeners(servers):
         where = f"spec.servers[{current.index}]"
         for earlier in seen:
             if (earlier.number, earlier.bind) != (current.number, current.bind):
                 continue
-            reason = validation._merge_reason(earlier, current)
+            reason = istio.merge_reason(earlier, current)
             if reason:
                 issues.append(Issue(where, f"{reason}; istiod will skip this server at runtime", "warning"))
         if current.terminating:
@@ -70,7 +71,7 @@ def servers(draw) -> dict[str, Any]:
 @given(st.lists(servers(), max_size=12))
 def test_indexed_merge_clashes_gives_the_pairwise_verdicts(gateway_servers):
     expected = reference_merge_clashes(gateway_servers, gateway_name="gw", namespace="istio-system")
-    assert validation.merge_clashes(gateway_servers, gateway_name="gw", namespace="istio-system") == expected
+    assert istio.merge_clashes(gateway_servers, gateway_name="gw", namespace="istio-system") == expected
 
 
 def test_thousands_of_distinct_tls_hosts_on_one_port_have_no_clash():
@@ -79,6 +80,6 @@ def test_thousands_of_distinct_tls_hosts_on_one_port_have_no_clash():
         for i in range(5000)
     ]
     many.append({"port": {"number": 443, "name": "https-dup", "protocol": "HTTPS"}, "hosts": ["s7.example.com"]})
-    issues = validation.merge_clashes(many, gateway_name="gw", namespace="istio-system")
+    issues = istio.merge_clashes(many, gateway_name="gw", namespace="istio-system")
     assert [issue.path for issue in issues] == ["spec.servers[5000]"]
     assert "spec.servers[7]" in issues[0].message

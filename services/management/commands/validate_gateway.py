@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from services.validation import Issue, validate_gateway
+from services.validation.istio import Issue, validate_gateway
 
 EXIT_INVALID = 1
 EXIT_UNREADABLE = 2

@@ -1,0 +1,97 @@
+"""Host names: Istio's syntax for a Gateway host (istio-gateway-rules.md §4) and when two hosts overlap.
+
+How hosts are compared (case, trailing dot, `namespace/` prefix) is `services.listeners.normal_host`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+from services.listeners import normal_host
+
+_DNS1123_LABEL = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?$")
+_ALL_DIGITS = re.compile(r"^[0-9]+$")
+LABEL_RULE = "at most 63 letters, digits or '-', starting and ending with a letter or digit"
+
+
+def is_dns1123_label(value: str) -> bool:
+    """Istio's IsDNS1123Label: upper case letters are accepted, dots are not."""
+    return len(value) <= 63 and bool(_DNS1123_LABEL.match(value))
+
+
+def is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def dns_name_problem(name: str) -> str | None:
+    """Why Istio refuses the dnsName part of a Gateway host, or None when it is accepted."""
+    if name == "*":
+        return None
+    if not name:
+        return "the host name is empty; use a fully qualified name such as 'app.example.com', '*.example.com' or '*'"
+    if "." not in name:
+        return (
+            f"'{name}' is a short name; Istio requires a fully qualified domain name containing a '.', "
+            "such as 'app.example.com' (IPv6 literals are not accepted either)"
+        )
+    if "*" in name and not name.startswith("*."):
+        return (
+            f"partial wildcard '{name}' is not allowed; a wildcard must be the whole left-most label, "
+            "as in '*.example.com', or the host must be exactly '*'"
+        )
+    if is_ip(name):
+        return None
+    if len(name) > 255:
+        return f"host name is {len(name)} characters long; at most 255 are accepted"
+    first, _, rest = name.partition(".")
+    if first != "*" and not is_dns1123_label(first):
+        return f"label '{first}' of '{name}' is invalid; each label must be '*' (left-most only) or {LABEL_RULE}"
+    labels = rest.split(".")
+    if _ALL_DIGITS.match(labels[-1]):
+        return f"the last label of '{name}' is all digits; a top-level domain must contain a letter"
+    for index, label in enumerate(labels):
+        # Istio allows exactly one trailing dot (a fully qualified `istio.io.`).
+        if index == len(labels) - 1 and label == "":
+            continue
+        if not is_dns1123_label(label):
+            shown = label or "(empty)"
+            return f"label '{shown}' of '{name}' is invalid; each label must be {LABEL_RULE} (no '_', no empty label)"
+    return None
+
+
+def istio_host_problem(host: str) -> str | None:
+    """Why Istio refuses a Gateway host of the form `[namespace/]dnsName`, or None."""
+    if "/" not in host:
+        return dns_name_problem(host)
+    namespace, _, dns_name = host.partition("/")
+    if not namespace or not dns_name:
+        return f"host '{host}' has an empty side of '/'; use 'namespace/host', e.g. 'payments/app.example.com'"
+    if namespace == "~":
+        return f"invalid namespace value '~' in host '{host}'; use '*', '.' or a namespace name"
+    if namespace not in ("*", ".") and not is_dns1123_label(namespace):
+        return (
+            f"invalid namespace '{namespace}' in host '{host}'; use '*' (any namespace), '.' (the Gateway's namespace) "
+            f"or a namespace name of {LABEL_RULE}"
+        )
+    return dns_name_problem(dns_name)
+
+
+def hosts_overlap(a: str, b: str) -> bool:
+    """Whether two gateway hosts can match a common name (case-insensitive; any `namespace/` prefix ignored)."""
+    a, b = normal_host(a), normal_host(b)
+    if a == "*" or b == "*" or a == b:
+        return True
+    a_wild, b_wild = a.startswith("*."), b.startswith("*.")
+    if a_wild and b_wild:
+        a_suffix, b_suffix = a[1:], b[1:]
+        return a_suffix.endswith(b_suffix) or b_suffix.endswith(a_suffix)
+    if a_wild:
+        return b.endswith(a[1:])
+    if b_wild:
+        return a.endswith(b[1:])
+    return False
