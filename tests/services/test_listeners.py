@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from clusters.reconcile import PortIndex
 from services.conflicts import Claim, find_conflicts
@@ -113,3 +115,41 @@ def test_a_server_istiod_refuses_forms_no_listener():
     )
     assert read_listener({"port": {"number": 80, "protocol": "bogus", "name": "a"}, "hosts": ["x.example.com"]}) is None
     assert read_listener({"port": "80", "hosts": []}) is None
+
+
+PROTOCOLS = ["HTTP", "HTTP2", "GRPC", "HTTPS", "TLS", "TCP", "MONGO", "http"]
+HOSTS = ["a.example.com", "A.example.com.", "ns/a.example.com", "b.example.com", "*.example.com", "*"]
+
+
+@st.composite
+def gateway_servers(draw) -> list[dict[str, Any]]:
+    servers = []
+    for index in range(draw(st.integers(1, 6))):
+        server: dict[str, Any] = {
+            "port": {
+                "number": draw(st.sampled_from([80, 443])),
+                "name": f"p{index}",
+                "protocol": draw(st.sampled_from(PROTOCOLS)),
+            },
+            "hosts": draw(st.lists(st.sampled_from(HOSTS), min_size=1, max_size=2)),
+        }
+        if draw(st.booleans()):
+            server["bind"] = "10.0.0.1"
+        servers.append(server)
+    return servers
+
+
+@settings(max_examples=300, deadline=None)
+@given(gateway_servers())
+def test_the_planner_refuses_exactly_the_servers_validation_warns_istiod_would_skip(servers):
+    """PortIndex (planner) and merge_clashes (validation) are one rule: the planner accepts a server iff
+    validation finds no §7 clash between it and the servers accepted before it."""
+    index = PortIndex()
+    accepted: list[dict[str, Any]] = []
+    for server in servers:
+        warned = merge_clashes([*accepted, server], gateway_name="gw", namespace="ns")
+        clash = index.clash(server)
+        assert (clash is None) == (warned == []), (accepted, server, clash, warned)
+        if clash is None:
+            index.add(server, server["port"]["name"])
+            accepted.append(server)
