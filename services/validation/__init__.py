@@ -9,6 +9,7 @@ The §7 merge rules and host normalization are `services.listeners`; the vocabul
 This package re-exports the public names so `from services.validation import validate_spec` keeps working.
 """
 
+# Re-exports only: the same names as the submodules import (the import lists look alike on purpose).
 from services.choices import (
     PORTAL_HTTP_FAMILY,
     PORTAL_PLAINTEXT,
