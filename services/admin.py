@@ -157,7 +157,6 @@ class TeamAdmin(ActionRelationsMixin, admin.ModelAdmin):
         with admin_actor(request.user):
             form.instance = actions.team_save(data=dict(form.validated_data), team=stored)
 
-
     def delete_model(self, request, obj: Team) -> None:
         with admin_actor(request.user):
             actions.team_delete(team=obj)
