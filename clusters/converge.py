@@ -131,7 +131,7 @@ def gateway_lock(cluster_id: int, traffic_type: str) -> Iterator[None]:
             with contextlib.suppress(redis.exceptions.LockError):
                 lock.release()
         return
-    # SQLite without Redis: the embedded demo runs tasks in-process, one at a time, and the lock is always taken.
+    # Postgres. (SQLite without Redis: the embedded demo runs tasks in-process, one at a time; it is always taken.)
     with try_advisory_lock(name) as taken:
         if not taken:
             raise GatewayBusy(name)

@@ -161,8 +161,9 @@ class ActionRelationsMixin:
 class ActionFormAdmin(ActionRelationsMixin, admin.ModelAdmin):
     """The admin side of `ActionForm`: the action has already saved, so saving here does nothing.
 
-    `save_model` and `save_related` are deliberately empty: the action wrote the object, its relations and
-    its audit event while the form was validated. Inlines of such an admin are read-only.
+    `save_model` and `save_related` deliberately write nothing: the action wrote the object, its relations and
+    its audit event while the form was validated. Reaching `save_model` is what lets that write commit; a POST
+    that does not (the form or an inline refused) is rolled back. Inlines of such an admin are read-only.
     """
 
     def get_form(self, request, obj=None, change=False, **kwargs):
