@@ -12,8 +12,8 @@ from django.utils import timezone
 
 from audit import chain
 from audit.models import AuditEvent
-from audit.redaction import redact, redact_text
 from gatewayportal.context import current_actor
+from gatewayportal.redaction import redact, redact_text
 
 siem_logger = logging.getLogger("gatewayportal.audit")
 

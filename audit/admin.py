@@ -7,21 +7,9 @@ from django.utils import timezone
 
 from audit import reports
 from audit.models import AuditAnchor, AuditEvent
+from gatewayportal.admin import ReadOnlyAdmin
 
 DEFAULT_REPORT_WEEKS = 12
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Nobody adds, edits or deletes audit records, not even superusers."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(AuditEvent)

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from django.db import connection
 from django.db.models import QuerySet
 
 from audit.models import EVENT_FIELDS, AuditAnchor, AuditEvent
+from gatewayportal.locks import advisory_xact_lock
 
 # Serialises every writer of the chain (and the purge) on Postgres; any constant unique to the portal.
 ADVISORY_LOCK_KEY = 7_402_113_551
@@ -43,9 +43,7 @@ def lock_chain() -> None:
 
     On SQLite the database-wide write lock already serialises writers.
     """
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [ADVISORY_LOCK_KEY])
+    advisory_xact_lock(ADVISORY_LOCK_KEY)
 
 
 def last_hash() -> str:

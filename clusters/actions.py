@@ -20,6 +20,7 @@ from clusters.kubeconfig import KubeconfigError
 from clusters.models import Cluster
 from clusters.permissions import REQUIRED_PERMISSIONS, Permission
 from gatewayportal.exceptions import DomainError
+from gatewayportal.redis import key_prefix, redis_client
 from services.choices import TRAFFIC_TYPES
 
 # Writes to one gateway within this window produce one reconcile.
@@ -82,9 +83,7 @@ def _enqueue_one(cluster_id: int, traffic_type: str) -> None:
     if settings.REDIS_URL and not settings.CELERY_TASK_ALWAYS_EAGER:
         countdown = _countdown(cluster_id, traffic_type)
         # Already queued and not started yet: that run will read this change too.
-        marked = bool(
-            converge.redis_client().set(_pending_key(cluster_id, traffic_type), "1", nx=True, ex=PENDING_TTL_SECONDS)
-        )
+        marked = bool(redis_client().set(_pending_key(cluster_id, traffic_type), "1", nx=True, ex=PENDING_TTL_SECONDS))
         if not marked:
             return
     try:
@@ -99,9 +98,9 @@ def _enqueue_one(cluster_id: int, traffic_type: str) -> None:
 
 def _countdown(cluster_id: int, traffic_type: str) -> float:
     """Short normally; long while the gateway receives a burst of changes (see BURST_*)."""
-    client = converge.redis_client()
-    key = f"{converge.key_prefix()}:rate:{cluster_id}:{traffic_type}"
-    burst_key = f"{converge.key_prefix()}:burst:{cluster_id}:{traffic_type}"
+    client = redis_client()
+    key = f"{key_prefix()}:rate:{cluster_id}:{traffic_type}"
+    burst_key = f"{key_prefix()}:burst:{cluster_id}:{traffic_type}"
     count, bursting = client.pipeline().incr(key).exists(burst_key).execute()
     if count == 1:
         client.expire(key, BURST_WINDOW_SECONDS)
@@ -113,11 +112,11 @@ def _countdown(cluster_id: int, traffic_type: str) -> float:
 
 def clear_pending(cluster_id: int, traffic_type: str) -> None:
     if settings.REDIS_URL and not settings.CELERY_TASK_ALWAYS_EAGER:
-        converge.redis_client().delete(_pending_key(cluster_id, traffic_type))
+        redis_client().delete(_pending_key(cluster_id, traffic_type))
 
 
 def _pending_key(cluster_id: int, traffic_type: str) -> str:
-    return f"{converge.key_prefix()}:pending:{cluster_id}:{traffic_type}"
+    return f"{key_prefix()}:pending:{cluster_id}:{traffic_type}"
 
 
 # --- Cluster writes -------------------------------------------------------------------------------------------------

@@ -16,31 +16,29 @@ from django.utils.html import format_html, format_html_join
 from clusters import actions, selectors
 from clusters.api.serializers import ClusterSerializer
 from clusters.models import Cluster, GatewayState
-from gatewayportal.exceptions import DomainError
-from gatewayportal.roles import is_platform
-from services.admin import (
-    STATE_COLORS,
+from gatewayportal.admin import (
+    AMBER,
+    GREEN,
+    GREY,
+    RED,
+    ActionForm,
+    ActionFormAdmin,
     ObjectButtonsMixin,
     ReadOnlyInline,
     WriteOnlyTextarea,
-    add_api_errors,
     admin_actor,
     badge,
     error_items,
     lines,
 )
-from services.choices import State
+from gatewayportal.exceptions import DomainError
+from gatewayportal.roles import is_platform
 
 SECRET_FIELDS = ("token", "kubeconfig")
-GREEN, AMBER, RED, GREY = (
-    STATE_COLORS[s] for s in (State.APPLIED, State.AWAITING_APPROVAL, State.FAILED, State.PENDING)
-)
 
 
-class ClusterForm(forms.ModelForm):
+class ClusterForm(ActionForm):
     """The API's cluster body as a form; its clean() hands the input to the same serializer and action as the API."""
-
-    user: Any = None  # set per request by ClusterAdmin.get_form
 
     token = forms.CharField(
         required=False,
@@ -77,10 +75,7 @@ class ClusterForm(forms.ModelForm):
             labels[key.strip()] = value.strip()
         return labels
 
-    def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
-        if self.errors:
-            return cleaned
+    def perform(self, cleaned: dict[str, Any]) -> None:
         stored = Cluster.objects.get(pk=self.instance.pk) if self.instance.pk else None
         payload = {name: cleaned.get(name) for name in actions.EDITABLE_FIELDS}
         for name in SECRET_FIELDS:
@@ -88,22 +83,13 @@ class ClusterForm(forms.ModelForm):
                 payload.pop(name)  # empty means "keep the stored one"
         serializer = ClusterSerializer(instance=stored, data=payload, partial=stored is not None)
         if not serializer.is_valid():
-            add_api_errors(self, serializer.errors)
-            return cleaned
-        self._save(stored, dict(serializer.validated_data))
-        return cleaned
-
-    def _save(self, stored: Cluster | None, fields: dict[str, Any]) -> None:
-        # As in the services admin: the action is the validator of record and runs inside the admin view's
-        # transaction, so its refusals land on the form and nothing commits unless the whole request succeeds.
-        try:
-            with admin_actor(self.user):
-                if stored is None:
-                    self.instance = actions.cluster_create(**fields)
-                else:
-                    self.instance = actions.cluster_update(cluster=stored, **fields)
-        except DomainError as exc:
-            add_api_errors(self, exc.errors)
+            self.add_api_errors(serializer.errors)
+            return
+        fields = dict(serializer.validated_data)
+        if stored is None:
+            self.instance = actions.cluster_create(**fields)
+        else:
+            self.instance = actions.cluster_update(cluster=stored, **fields)
 
 
 class GatewayStateInline(ReadOnlyInline):
@@ -117,7 +103,7 @@ class GatewayStateInline(ReadOnlyInline):
 
 
 @admin.register(Cluster)
-class ClusterAdmin(ObjectButtonsMixin, admin.ModelAdmin):
+class ClusterAdmin(ObjectButtonsMixin, ActionFormAdmin):
     form = ClusterForm
     list_display = ("name", "health", "enabled", "requires_approval", "label_list", "managed_servers")
     list_filter = ("enabled", "requires_approval", "reachable")
@@ -149,13 +135,6 @@ class ClusterAdmin(ObjectButtonsMixin, admin.ModelAdmin):
 
     def get_fieldsets(self, request, obj=None):
         return [*self.fieldsets, *self.change_fieldsets] if obj is not None else self.fieldsets
-
-    def get_form(self, request, obj=None, change=False, **kwargs):
-        form = super().get_form(request, obj, change=change, **kwargs)
-        return type(form.__name__, (form,), {"user": request.user})
-
-    def save_model(self, request, obj, form, change) -> None:
-        return None  # the form's clean() already stored it through the action
 
     def delete_model(self, request, obj: Cluster) -> None:
         with admin_actor(request.user):

@@ -8,7 +8,6 @@ deletes secrets no longer used, and finally records statuses, state and audit ev
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import re
 import time
@@ -26,6 +25,8 @@ from clusters import kube
 from clusters.models import Cluster, GatewayState
 from clusters.reconcile import DesiredService, Facts, Outcome, Plan, SecretOp, plan_gateway, reads_needed
 from gatewayportal import metrics
+from gatewayportal.locks import try_advisory_lock
+from gatewayportal.redis import key_prefix, redis_client
 from services.choices import Approval, State
 from services.models import GatewayService, GatewayServiceStatus
 from services.rendering import GatewaySettings, port_name
@@ -112,7 +113,8 @@ def gateway_lock(cluster_id: int, traffic_type: str) -> Iterator[None]:
     """One worker at a time per gateway, across every worker process and host.
 
     On Postgres a session advisory lock: it goes with the worker's connection, so a worker killed mid-reconcile
-    (SIGKILL, OOM) frees its gateway at once. A Redis lock would stay held until its TTL ran out.
+    (SIGKILL, OOM) frees its gateway at once. A Redis lock would stay held until its TTL ran out, so Redis
+    serves only where there is no Postgres.
     """
     name = f"{key_prefix()}:lock:{cluster_id}:{traffic_type}"
     if settings.REDIS_URL and connection.vendor != "postgresql":
@@ -125,33 +127,11 @@ def gateway_lock(cluster_id: int, traffic_type: str) -> Iterator[None]:
             with contextlib.suppress(redis.exceptions.LockError):
                 lock.release()
         return
-    if connection.vendor != "postgresql":
-        yield  # SQLite without Redis: the embedded demo runs tasks in-process, one at a time.
-        return
-    number = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [number])
-        if not cursor.fetchone()[0]:
+    # Postgres. (SQLite without Redis: the embedded demo runs tasks in-process, one at a time; it is always taken.)
+    with try_advisory_lock(name) as taken:
+        if not taken:
             raise GatewayBusy(name)
-    try:
         yield
-    finally:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_unlock(%s)", [number])
-
-
-def key_prefix() -> str:
-    """Redis keys are scoped by database so several portals (or test runs) can share one Redis."""
-    return f"gatewayportal:{settings.DATABASES['default']['NAME']}"
-
-
-_redis: dict[str, redis.Redis] = {}
-
-
-def redis_client() -> redis.Redis:
-    if settings.REDIS_URL not in _redis:
-        _redis[settings.REDIS_URL] = redis.Redis.from_url(settings.REDIS_URL)
-    return _redis[settings.REDIS_URL]
 
 
 def gateway_converge(

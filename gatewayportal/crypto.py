@@ -10,6 +10,11 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import models
+from django.dispatch import Signal
+
+# Sent by `manage.py rotate_encryption_keys` inside its transaction, with `counts` ({"app.Model.field": n}).
+# The audit app records it; the project package itself writes no audit event.
+keys_rotated = Signal()
 
 
 @functools.cache

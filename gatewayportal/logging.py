@@ -1,7 +1,7 @@
 import logging
 
-from audit.redaction import REDACTED, SECRET_KEYS, redact
 from gatewayportal.context import current_actor
+from gatewayportal.redaction import REDACTED, SECRET_KEYS, redact
 
 # Attributes every LogRecord has; anything else on a record came from `extra=`.
 _RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}

@@ -1,8 +1,9 @@
 """Prometheus metrics: what the workers observe, plus gauges read from the database at scrape time.
 
 Workers call `observe_reconcile`, `count_apply_failure` and `set_queue_lag`. The database-derived
-gauges (pending approvals, expiring certificates) are computed by `PortalStateCollector` on every
-scrape of the web `/metrics`, so they are never stale and no process has to keep them up to date.
+gauges (pending approvals, expiring certificates) are computed by the collectors apps register with
+`register_state_collector` (e.g. `services.metrics.PortalStateCollector`) on every scrape of the web
+`/metrics`, so they are never stale and no process has to keep them up to date.
 
 Several processes (gunicorn workers, Celery prefork children) each hold their own counters. With
 `PROMETHEUS_MULTIPROC_DIR` set, prometheus_client writes them to files in that directory and
@@ -12,23 +13,16 @@ Several processes (gunicorn workers, Celery prefork children) each hold their ow
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import time
-from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Iterator
 
-from django.conf import settings
-from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 from django.urls import path
-from django.utils import timezone
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
-
-logger = logging.getLogger(__name__)
 
 RECONCILE_DURATION = Histogram(
     "gatewayportal_reconcile_duration_seconds",
@@ -61,67 +55,14 @@ def set_queue_lag(seconds: float) -> None:
     QUEUE_LAG.set(max(seconds, 0.0))
 
 
-def _parse_not_after(value: object) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+# Collectors of the portal's state, read from the database on each scrape of the web /metrics. Each app registers
+# its own from its AppConfig.ready(), so this module names no app.
+_state_collectors: dict[str, Callable[[], Collector]] = {}
 
 
-def count_certificates(not_afters: Iterable[object], *, now: datetime, window: timedelta) -> tuple[int, int]:
-    """(expiring within the window but still valid, already expired) among `not_after` values."""
-    expiring = expired = 0
-    for value in not_afters:
-        not_after = _parse_not_after(value)
-        if not_after is None:
-            continue
-        if not_after <= now:
-            expired += 1
-        elif not_after <= now + window:
-            expiring += 1
-    return expiring, expired
-
-
-class PortalStateCollector(Collector):
-    """Gauges computed from the database of record on each scrape."""
-
-    def collect(self) -> Iterator[Metric]:
-        # Imported here: this module is loaded by the URLconf and by worker processes before apps are ready.
-        from services.choices import Approval
-        from services.models import GatewayService
-
-        live = GatewayService.objects.filter(deleting_at__isnull=True, current_revision__isnull=False)
-        window_days = settings.CERT_EXPIRY_WARNING_DAYS
-        try:
-            pending = live.filter(current_revision__approval=Approval.PENDING).count()
-            not_afters = list(
-                live.filter(current_revision__certificate__isnull=False).values_list(
-                    "current_revision__certificate__not_after", flat=True
-                )
-            )
-        except DatabaseError:
-            # A scrape must still answer when the database is down; /readyz reports that outage.
-            logger.warning("metrics: database unavailable, skipping database gauges", exc_info=True)
-            return
-        expiring, expired = count_certificates(not_afters, now=timezone.now(), window=timedelta(days=window_days))
-        yield GaugeMetricFamily(
-            "gatewayportal_pending_approvals",
-            "Gateway services whose current revision awaits approval.",
-            value=pending,
-        )
-        yield GaugeMetricFamily(
-            "gatewayportal_certificates_expiring",
-            f"Current certificates that expire within CERT_EXPIRY_WARNING_DAYS ({window_days}) days.",
-            value=expiring,
-        )
-        yield GaugeMetricFamily(
-            "gatewayportal_certificates_expired",
-            "Current certificates whose not_after has passed.",
-            value=expired,
-        )
+def register_state_collector(factory: Callable[[], Collector]) -> None:
+    """Add a collector (its class, or any factory) to every scrape of /metrics; registering twice is harmless."""
+    _state_collectors[f"{factory.__module__}.{factory.__qualname__}"] = factory
 
 
 class _DefaultRegistry(Collector):
@@ -142,7 +83,8 @@ def _process_registry() -> CollectorRegistry:
 
 def metrics_view(request: HttpRequest) -> HttpResponse:
     registry = _process_registry()
-    registry.register(PortalStateCollector())
+    for factory in _state_collectors.values():
+        registry.register(factory())
     return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
 
 

@@ -6,23 +6,38 @@ same action validates, audits and enqueues reconciles after commit. The admin is
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
 from django.db.models import Prefetch, QuerySet
-from django.http import Http404, HttpRequest, HttpResponseRedirect
-from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
-from django.utils.html import format_html, format_html_join
-from django.views.decorators.http import require_POST
+from django.utils.html import format_html_join
 
-from gatewayportal.context import acting_as
+from gatewayportal.admin import (
+    AMBER,
+    BROWN,
+    GREEN,
+    GREY,
+    PINK,
+    RED,
+    ActionForm,
+    ActionFormAdmin,
+    ActionRelationsMixin,
+    ObjectButtonsMixin,
+    ReadOnlyAdmin,
+    ReadOnlyInline,
+    WriteOnlyTextarea,
+    add_api_errors,
+    admin_actor,
+    badge,
+    error_items,
+    lines,
+    pretty_json,
+)
 from gatewayportal.exceptions import DomainError
 from gatewayportal.roles import is_platform
 from services import actions
@@ -32,143 +47,19 @@ from services.models import GatewayService, GatewayServiceRevision, GatewayServi
 from services.selectors import approval_diff, gateway_service_view
 
 STATE_COLORS = {
-    State.APPLIED: "#2e7d32",
-    State.PENDING: "#546e7a",
-    State.AWAITING_APPROVAL: "#ef6c00",
-    State.FAILED: "#c62828",
-    State.REJECTED: "#ad1457",
-    State.REMOVING: "#6d4c41",
+    State.APPLIED: GREEN,
+    State.PENDING: GREY,
+    State.AWAITING_APPROVAL: AMBER,
+    State.FAILED: RED,
+    State.REJECTED: PINK,
+    State.REMOVING: BROWN,
 }
 APPROVAL_COLORS = {
-    Approval.NOT_REQUIRED: "#546e7a",
-    Approval.PENDING: "#ef6c00",
-    Approval.APPROVED: "#2e7d32",
-    Approval.REJECTED: "#ad1457",
+    Approval.NOT_REQUIRED: GREY,
+    Approval.PENDING: AMBER,
+    Approval.APPROVED: GREEN,
+    Approval.REJECTED: PINK,
 }
-
-
-# --- Shared form plumbing (also used by clusters.admin) ------------------------------------------------------------
-
-
-class WriteOnlyTextarea(forms.Textarea):
-    """A textarea for secrets: what was typed is never rendered back, not even after a validation error."""
-
-    def format_value(self, value: Any) -> None:
-        return None
-
-
-def admin_actor(user):
-    """Audit events written by admin actions name the logged-in engineer and the admin door."""
-    return acting_as(name=user.get_username(), source="admin")
-
-
-def error_items(errors: Any, prefix: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], str]]:
-    """DRF-shaped nested errors -> (path, message) pairs, e.g. (("hosts", "0"), "not a DNS name")."""
-    if isinstance(errors, dict):
-        for key, value in errors.items():
-            yield from error_items(value, (*prefix, str(key)))
-    elif isinstance(errors, list | tuple):
-        for index, value in enumerate(errors):
-            if isinstance(value, dict | list | tuple):
-                yield from error_items(value, (*prefix, str(index)))
-            else:
-                yield prefix, str(value)
-    else:
-        yield prefix, str(errors)
-
-
-def add_api_errors(form: forms.Form, errors: Any, field_for_path: dict[str, str] | None = None) -> None:
-    """Put errors from a serializer or a DomainError on the form field they name; the rest go on top of the form."""
-    field_for_path = field_for_path or {}
-    for path_, message in error_items(errors):
-        field, rest = _form_field_for(form, path_, field_for_path)
-        text = f"{'.'.join(rest)}: {message}" if rest else message
-        form.add_error(field, text)
-
-
-def _form_field_for(
-    form: forms.Form, path_: tuple[str, ...], field_for_path: dict[str, str]
-) -> tuple[str | None, tuple[str, ...]]:
-    for length in range(len(path_), 0, -1):
-        mapped = field_for_path.get(".".join(path_[:length]))
-        if mapped:
-            return mapped, path_[length:]
-    if path_ and path_[0] in form.fields:
-        return path_[0], path_[1:]
-    if path_ and path_[0] == "non_field_errors":
-        return None, path_[1:]
-    return None, path_
-
-
-def lines(value: str) -> list[str]:
-    return [line.strip() for line in (value or "").splitlines() if line.strip()]
-
-
-def badge(text: str, color: str, title: str = ""):
-    return format_html(
-        '<span class="gp-badge" title="{}" style="display:inline-block;padding:1px 7px;margin:1px 2px;'
-        'border-radius:9px;color:#fff;background:{};font-size:11px;white-space:nowrap">{}</span>',
-        title,
-        color,
-        text,
-    )
-
-
-def pretty_json(value: Any):
-    return format_html('<pre class="gp-json" style="margin:0">{}</pre>', json.dumps(value, indent=2, sort_keys=True))
-
-
-class ObjectButtonsMixin:
-    """Admin actions also offered as buttons on an object's page; each button posts to `<pk>/<action>/`."""
-
-    object_buttons: tuple[str, ...] = ()
-    change_form_template = "admin/gp_change_form.html"
-
-    def buttons_for(self, request: HttpRequest, obj: Any) -> list[str]:
-        """The buttons that make sense for this object; permissions are checked separately."""
-        return list(self.object_buttons)
-
-    def get_urls(self):
-        opts = self.opts
-        buttons = [
-            path(
-                f"<path:object_id>/{name}/",
-                self.admin_site.admin_view(self._button_view(name)),
-                name=f"{opts.app_label}_{opts.model_name}_{name}",
-            )
-            for name in self.object_buttons
-        ]
-        return [*buttons, *super().get_urls()]
-
-    def _allowed(self, request: HttpRequest, name: str) -> bool:
-        permissions = getattr(getattr(self, name), "allowed_permissions", ())
-        return all(getattr(self, f"has_{p}_permission")(request) for p in permissions)
-
-    def _button_view(self, name: str):
-        @require_POST
-        def view(request: HttpRequest, object_id: str):
-            obj = self.get_object(request, object_id)
-            if obj is None:
-                raise Http404(f"No {self.opts.verbose_name} with id {object_id!r}.")
-            if not self._allowed(request, name):
-                raise PermissionDenied
-            getattr(self, name)(request, self.get_queryset(request).filter(pk=obj.pk))
-            return HttpResponseRedirect(
-                reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_change", args=[obj.pk])
-            )
-
-        return view
-
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        obj = self.get_object(request, object_id)
-        buttons = []
-        if obj is not None:
-            for name in self.buttons_for(request, obj):
-                if self._allowed(request, name):
-                    url = reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_{name}", args=[obj.pk])
-                    label = getattr(self, name).short_description
-                    buttons.append({"name": name, "label": label, "url": url})
-        return super().change_view(request, object_id, form_url, {"object_buttons": buttons, **(extra_context or {})})
 
 
 # --- Teams ---------------------------------------------------------------------------------------------------------
@@ -219,22 +110,6 @@ class TeamForm(forms.ModelForm):
         return cleaned
 
 
-class ReadOnlyInline(admin.TabularInline):
-    """Rows shown beside their parent, never added or edited there (changes go through the actions)."""
-
-    extra = 0
-    can_delete = False
-
-    def get_readonly_fields(self, request, obj=None):
-        return self.fields
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-
 class TeamServiceInline(ReadOnlyInline):
     model = GatewayService
     verbose_name_plural = "gateway services"
@@ -243,7 +118,7 @@ class TeamServiceInline(ReadOnlyInline):
 
 
 @admin.register(Team)
-class TeamAdmin(admin.ModelAdmin):
+class TeamAdmin(ActionRelationsMixin, admin.ModelAdmin):
     form = TeamForm
     list_display = ["slug", "name", "namespace_list", "domain_list", "allow_wildcards", "member_count", "service_count"]
     search_fields = ["slug", "name"]
@@ -282,11 +157,6 @@ class TeamAdmin(admin.ModelAdmin):
         with admin_actor(request.user):
             form.instance = actions.team_save(data=dict(form.validated_data), team=stored)
 
-    def save_related(self, request, form, formsets, change) -> None:
-        # Members were written (and audited) by team_save; the services inline is read-only, so this saves nothing.
-        for formset in formsets:
-            self.save_formset(request, form, formset, change=change)
-
     def delete_model(self, request, obj: Team) -> None:
         with admin_actor(request.user):
             actions.team_delete(team=obj)
@@ -316,10 +186,10 @@ def _optional_choices(choices: list[tuple[str, str]]) -> list[tuple[str, str]]:
     return [("", "---------"), *choices]
 
 
-class GatewayServiceAddForm(forms.ModelForm):
+class GatewayServiceAddForm(ActionForm):
     """The API's create body as a form. Its clean() hands the input to the same serializer and action as the API."""
 
-    user: Any = None  # set per request by GatewayServiceAdmin.get_form
+    field_for_path = TLS_FIELD_FOR_PATH
 
     team = forms.ModelChoiceField(Team.objects.all(), to_field_name="slug")
     name = forms.CharField(max_length=63, help_text="DNS-1123 label, unique in its namespace.")
@@ -377,33 +247,21 @@ class GatewayServiceAddForm(forms.ModelForm):
 
         super().__init__(*args, **kwargs)
         self.fields["clusters"].queryset = Cluster.objects.order_by("name")
-        self.warnings: list[str] = []
 
-    def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
-        if self.errors:
-            return cleaned
+    def perform(self, cleaned: dict[str, Any]) -> None:
         selector = self._selector(cleaned["cluster_selector"])
         if selector is None:
-            return cleaned
+            return
         serializer = GatewayServiceSerializer(data=self._payload(cleaned, selector))
         if not serializer.is_valid():
-            add_api_errors(self, serializer.errors, TLS_FIELD_FOR_PATH)
-            return cleaned
-        self._create(team=cleaned["team"], data=dict(serializer.validated_data))
-        return cleaned
-
-    def _create(self, *, team: Team, data: dict[str, Any]) -> None:
-        # The action is the validator of record (Istio, tenancy, certificate, conflicts, name taken), so it runs
-        # here where its refusals can land on the form's fields. The admin view wraps the request in one
-        # transaction: the reconcile it enqueues runs only once the whole request commits.
-        try:
-            with admin_actor(self.user):
-                self.instance, self.warnings = actions.gateway_service_create(
-                    team=team, data=data, user=self.user, is_platform=is_platform(self.user)
-                )
-        except DomainError as exc:
-            add_api_errors(self, exc.errors, TLS_FIELD_FOR_PATH)
+            self.add_api_errors(serializer.errors)
+            return
+        self.instance, self.warnings = actions.gateway_service_create(
+            team=cleaned["team"],
+            data=dict(serializer.validated_data),
+            user=self.user,
+            is_platform=is_platform(self.user),
+        )
 
     def _selector(self, text: str) -> dict[str, str] | None:
         selector: dict[str, str] = {}
@@ -494,7 +352,7 @@ class RevisionInline(ReadOnlyInline):
 
     @admin.display(description="approval")
     def approval_badge(self, revision: GatewayServiceRevision):
-        return badge(revision.get_approval_display(), APPROVAL_COLORS.get(revision.approval, "#546e7a"))
+        return badge(revision.get_approval_display(), APPROVAL_COLORS.get(revision.approval, GREY))
 
     @admin.display(description="hosts")
     def hosts(self, revision: GatewayServiceRevision) -> str:
@@ -512,11 +370,11 @@ class StatusInline(ReadOnlyInline):
 
 
 def state_badge(status: GatewayServiceStatus):
-    return badge(status.get_state_display(), STATE_COLORS.get(status.state, "#546e7a"), title=status.message)
+    return badge(status.get_state_display(), STATE_COLORS.get(status.state, GREY), title=status.message)
 
 
 @admin.register(GatewayService)
-class GatewayServiceAdmin(ObjectButtonsMixin, admin.ModelAdmin):
+class GatewayServiceAdmin(ObjectButtonsMixin, ActionFormAdmin):
     list_display = [
         "__str__",
         "team",
@@ -600,21 +458,13 @@ class GatewayServiceAdmin(ObjectButtonsMixin, admin.ModelAdmin):
     def get_form(self, request, obj=None, change=False, **kwargs):
         if obj is not None:
             return super().get_form(request, obj, change=change, **kwargs)
-        return type("GatewayServiceAddForm", (GatewayServiceAddForm,), {"user": request.user})
+        return self.with_user(GatewayServiceAddForm, request)
 
     def get_fieldsets(self, request, obj=None):
         return self.detail_fieldsets if obj is not None else ADD_FIELDSETS
 
     def get_inline_instances(self, request, obj=None):
         return super().get_inline_instances(request, obj) if obj is not None else []
-
-    def save_model(self, request, obj, form: GatewayServiceAddForm, change: bool) -> None:
-        # gateway_service_create already stored it while the form was validated; here only the warnings are left.
-        for warning in form.warnings:
-            messages.warning(request, warning)
-
-    def save_related(self, request, form, formsets, change) -> None:
-        return None
 
     def get_deleted_objects(self, objs, request):
         # Revisions and statuses go with their service through gateway_service_delete; they are read-only
@@ -642,7 +492,7 @@ class GatewayServiceAdmin(ObjectButtonsMixin, admin.ModelAdmin):
         if revision is None:
             return "-"
         return badge(
-            f"r{revision.number} {revision.get_approval_display()}", APPROVAL_COLORS.get(revision.approval, "#546e7a")
+            f"r{revision.number} {revision.get_approval_display()}", APPROVAL_COLORS.get(revision.approval, GREY)
         )
 
     @admin.display(description="revisions running")
@@ -754,19 +604,6 @@ def expiry_badge(not_after: str | None, *, now: datetime):
         return badge(f"expired {-days} days ago", STATE_COLORS[State.FAILED], not_after)
     color = STATE_COLORS[State.AWAITING_APPROVAL] if days < 30 else STATE_COLORS[State.APPLIED]
     return badge(f"{not_after} (in {days} days)", color, not_after)
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Browsable and searchable, never written here: revisions and statuses change only through the actions."""
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(GatewayServiceRevision)

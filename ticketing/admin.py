@@ -3,9 +3,8 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest
 
-from gatewayportal.context import acting_as
+from gatewayportal.admin import ReadOnlyAdmin, admin_actor
 from ticketing import actions, signatures
 from ticketing.models import TicketingSource, WebhookDelivery
 
@@ -36,10 +35,6 @@ class TicketingSourceForm(forms.ModelForm):
         return cleaned
 
 
-def _admin_actor(request: HttpRequest):
-    return acting_as(name=request.user.get_username(), source="admin")
-
-
 @admin.register(TicketingSource)
 class TicketingSourceAdmin(admin.ModelAdmin):
     form = TicketingSourceForm
@@ -54,7 +49,7 @@ class TicketingSourceAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         data = {name: form.cleaned_data[name] for name in SOURCE_FIELDS if name in form.cleaned_data}
-        with _admin_actor(request):
+        with admin_actor(request.user):
             if change:
                 data.pop("kind", None)
                 # The form has already written into `obj`; the action diffs against the stored row.
@@ -66,34 +61,25 @@ class TicketingSourceAdmin(admin.ModelAdmin):
         messages.warning(request, f"Secret of {source.name} (shown only this once): {secret}")
 
     def delete_model(self, request, obj):
-        with _admin_actor(request):
+        with admin_actor(request.user):
             actions.ticketing_source_delete(source=obj)
 
     def delete_queryset(self, request, queryset: QuerySet[TicketingSource]):
-        with _admin_actor(request):
+        with admin_actor(request.user):
             for source in queryset:
                 actions.ticketing_source_delete(source=source)
 
     @admin.action(description="Rotate secret (the old one stays valid for 24 hours)")
     def rotate_secret(self, request, queryset: QuerySet[TicketingSource]):
-        with _admin_actor(request):
+        with admin_actor(request.user):
             for source in queryset:
                 secret = actions.ticketing_source_rotate_secret(source=source)
                 messages.warning(request, f"New secret of {source.name} (shown only this once): {secret}")
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(admin.ModelAdmin):
+class WebhookDeliveryAdmin(ReadOnlyAdmin):
     list_display = ["received_at", "source", "delivery_id", "ticket", "outcome"]
     list_filter = ["outcome", "source"]
     search_fields = ["delivery_id", "ticket"]
     date_hierarchy = "received_at"
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -400,3 +400,13 @@ def test_revisions_and_statuses_are_browsable_read_only_and_never_show_the_key(c
         client.post(f"/admin/services/gatewayservicerevision/{revision.pk}/delete/", {"post": "yes"}).status_code == 403
     )
     assert client.get("/admin/services/gatewayservicerevision/add/").status_code == 403
+
+
+def test_a_cluster_form_that_passed_but_whose_page_is_refused_writes_nothing(browser):
+    """The form's clean() runs the action; if the rest of the page is refused, that write is rolled back."""
+    form = cluster_form()
+    del form["gateway_states-TOTAL_FORMS"], form["gateway_states-INITIAL_FORMS"]  # a broken inline formset
+    response = browser.post(f"{CLUSTERS}add/", form)
+    assert response.status_code == 200
+    assert not Cluster.objects.exists()
+    assert not AuditEvent.objects.filter(action="cluster.created").exists()

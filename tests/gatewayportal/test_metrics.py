@@ -5,6 +5,7 @@ from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from gatewayportal import metrics
+from services import metrics as services_metrics
 from services.models import GatewayService, GatewayServiceRevision, Team
 
 
@@ -87,7 +88,7 @@ def test_certificate_gauges_split_expiring_and_expired(client, team, settings):
 def test_count_certificates_ignores_unparseable_values_and_reads_naive_times_as_utc():
     now = datetime(2030, 1, 1, tzinfo=UTC)
 
-    counts = metrics.count_certificates(
+    counts = services_metrics.count_certificates(
         ["2030-01-05T00:00:00", "2030-01-05T00:00:00Z", "not a date", None, "2029-12-31T00:00:00+00:00"],
         now=now,
         window=timedelta(days=30),
@@ -104,3 +105,20 @@ def test_multiprocess_mode_aggregates_files_from_the_directory(client, db, tmp_p
     # No process has written to the empty directory: only the database gauges are there.
     assert ("gatewayportal_pending_approvals", ()) in samples
     assert not any(name.startswith("python_gc") for name, _ in samples)
+
+
+def test_collectors_registered_by_an_app_are_read_on_every_scrape(client, db, monkeypatch):
+    from prometheus_client.core import GaugeMetricFamily
+
+    class Widgets:
+        def collect(self):
+            yield GaugeMetricFamily("gatewayportal_test_widgets", "Widgets.", value=3)
+
+    monkeypatch.setattr(metrics, "_state_collectors", dict(metrics._state_collectors))
+    metrics.register_state_collector(Widgets)
+    metrics.register_state_collector(Widgets)  # registering twice is harmless
+
+    samples = scrape(client)
+
+    assert samples[("gatewayportal_test_widgets", ())] == 3
+    assert ("gatewayportal_pending_approvals", ()) in samples  # the services app registered its own at start-up

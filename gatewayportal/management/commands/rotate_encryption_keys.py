@@ -11,14 +11,14 @@ from django.core.management.base import BaseCommand
 from django.db import models, transaction
 from django.db.models.functions import Cast
 
-from audit.actions import audit_record
 from gatewayportal.context import acting_as
-from gatewayportal.crypto import EncryptedTextField, rotate
+from gatewayportal.crypto import EncryptedTextField, keys_rotated, rotate
 
 RAW = "_stored_token"
 
 
 def encrypted_fields() -> list[tuple[type[models.Model], str]]:
+    """Every EncryptedTextField of every installed model: an app's new secret column is rotated without a list."""
     return [
         (model, field.attname)
         for model in apps.get_models()
@@ -53,9 +53,7 @@ class Command(BaseCommand):
             counts = {
                 f"{model._meta.label}.{attname}": rotate_field(model, attname) for model, attname in encrypted_fields()
             }
-            audit_record(
-                action="encryption_keys.rotated", object_type="encryption_keys", object_repr="at-rest keys", data=counts
-            )
+            keys_rotated.send(sender=self.__class__, counts=counts)
         for name, count in counts.items():
             self.stdout.write(f"{name}: {count} value(s) re-encrypted")
         self.stdout.write(self.style.SUCCESS(f"Rotated {sum(counts.values())} value(s) in {len(counts)} field(s)."))
