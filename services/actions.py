@@ -403,7 +403,7 @@ def _add_revision(*, service: GatewayService, checked: Checked, user) -> Gateway
 
 def _refresh_statuses(*, service: GatewayService, target_clusters: list[Cluster]) -> None:
     """Mark where the service should now be, and ask those gateways (and ones it left) to converge."""
-    from clusters.actions import request_reconcile
+    from clusters.enqueue import request_reconcile
 
     current = service.current_revision
     targeted = {c.pk: c for c in target_clusters}
@@ -432,7 +432,7 @@ def _refresh_statuses(*, service: GatewayService, target_clusters: list[Cluster]
 
 
 def gateway_service_delete(*, service: GatewayService) -> None:
-    from clusters.actions import request_reconcile
+    from clusters.enqueue import request_reconcile
 
     with transaction.atomic():
         service = GatewayService.objects.select_for_update().select_related("team").get(pk=service.pk)
@@ -586,3 +586,18 @@ def gateway_service_create_from_payload(
             return gateway_service_create(team=team, data=data, user=user, is_platform=is_platform)
     except DomainError as exc:
         raise ValidationError(exc.errors) from exc
+
+
+def remove_finished_services(service_ids: list[str]) -> None:
+    """A service being deleted disappears once no cluster holds its block any more (its audit stays)."""
+    finished = GatewayService.objects.filter(id__in=service_ids, deleting_at__isnull=False, statuses__isnull=True)
+    for service in finished.select_related("team"):
+        audit_record(
+            action="gateway_service.removed",
+            object_type="gateway_service",
+            object_id=str(service.id),
+            object_repr=str(service),
+            team=service.team.slug,
+            data={"message": "removed from every cluster"},
+        )
+        service.delete()
