@@ -16,7 +16,7 @@ from audit.actions import audit_record, diff
 from clusters.models import Cluster
 from gatewayportal.exceptions import DomainError
 from gatewayportal.locks import advisory_xact_lock
-from services import certificates, conflicts, validation
+from services import certificates, conflicts, specs, validation
 from services.choices import Approval, State
 from services.models import GatewayService, GatewayServiceRevision, GatewayServiceStatus, Team
 from services.rendering import GatewaySettings, render_server
@@ -565,27 +565,15 @@ def _team_state(team: Team) -> dict[str, Any]:
 
 
 def gateway_service_create_from_payload(
-    *, payload: dict[str, Any], team: Team, is_platform: bool = False, user=None
+    *, payload: Any, team: Team, is_platform: bool = False, user=None
 ) -> tuple[GatewayService, list[str]]:
-    """Files a request from an API-shaped payload (ticket webhook, YAML import), validated exactly like the API.
-
-    Refusals raise rest_framework's ValidationError with DRF-shaped `detail`.
-    """
-    from rest_framework.exceptions import ValidationError
-
-    from services.api.serializers import GatewayServiceSerializer
-
-    serializer = GatewayServiceSerializer(data=payload)
-    serializer.is_valid(raise_exception=True)
-    data = dict(serializer.validated_data)
+    """Files a request from an API-shaped payload (ticket webhook, YAML import), checked exactly like the API's."""
+    data = specs.parse(payload)
     given_team = data.pop("team", None)
     if given_team and given_team != team.slug:
-        raise ValidationError({"team": [f"Requests from this source are filed for team '{team.slug}' only."]})
-    try:
-        with transaction.atomic():
-            return gateway_service_create(team=team, data=data, user=user, is_platform=is_platform)
-    except DomainError as exc:
-        raise ValidationError(exc.errors) from exc
+        raise DomainError({"team": [f"Requests from this source are filed for team '{team.slug}' only."]})
+    with transaction.atomic():
+        return gateway_service_create(team=team, data=data, user=user, is_platform=is_platform)
 
 
 def remove_finished_services(service_ids: list[str]) -> None:
