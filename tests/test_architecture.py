@@ -69,6 +69,7 @@ def tree(tmp_path: Path) -> Path:
         ("kubesim/store.py", "import clusters.models", "kubesim-standalone"),
         ("gatewayportal/context.py", "import services.models", "project-package"),
         ("services/selectors.py", "from clusters import converge", "services-boundaries"),
+        ("clusters/selectors.py", "from clusters import converge", "worker"),
         ("ticketing/actions.py", "from services.api import serializers", "ticketing-boundaries"),
         ("audit/selectors.py", "import clusters.admin", "audit-boundaries"),
         ("clusters/tasks.py", "from clusters import enqueue", "no-cycles"),
