@@ -46,6 +46,7 @@ browser:
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 test: venv services browser lint
 	$(VENV)/bin/pytest -q

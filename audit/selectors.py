@@ -22,3 +22,8 @@ def audit_events_for(user: User | AnonymousUser) -> QuerySet[AuditEvent]:
     slugs = visible_team_slugs(user)
     events = AuditEvent.objects.all()
     return events if slugs is None else events.filter(team__in=slugs)
+
+
+def object_history(*, object_type: str, object_id: str) -> QuerySet[AuditEvent]:
+    """Every event about one object, oldest first (callers have already checked the object is visible)."""
+    return AuditEvent.objects.filter(object_type=object_type, object_id=object_id).order_by("id")

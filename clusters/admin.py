@@ -13,7 +13,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 
-from clusters import actions, selectors
+from clusters import actions, enqueue, health, selectors
 from clusters.api.serializers import ClusterSerializer
 from clusters.models import Cluster, GatewayState
 from gatewayportal.admin import (
@@ -195,7 +195,7 @@ class ClusterAdmin(ObjectButtonsMixin, ActionFormAdmin):
     def check_connection(self, request, queryset: QuerySet[Cluster]) -> None:
         for cluster in queryset:
             with admin_actor(request.user):
-                report = actions.cluster_check(cluster=cluster)
+                report = health.cluster_check(cluster=cluster)
             if report["ok"]:
                 messages.success(request, f"{cluster}: reachable, {report['version']}, {report['istio_api_version']}.")
             else:
@@ -206,7 +206,7 @@ class ClusterAdmin(ObjectButtonsMixin, ActionFormAdmin):
         ids = list(queryset.values_list("pk", flat=True))
         with admin_actor(request.user):
             for traffic_type in actions.TRAFFIC_TYPES:
-                actions.request_reconcile(cluster_ids=ids, traffic_type=traffic_type)
+                enqueue.request_reconcile(cluster_ids=ids, traffic_type=traffic_type)
         messages.success(request, f"Reconcile requested for {len(ids)} cluster(s), both gateways.")
 
     @admin.action(description="Enable", permissions=["operate"])

@@ -12,7 +12,6 @@ import logging
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import redis
@@ -22,15 +21,16 @@ from django.utils import timezone
 
 from audit.actions import audit_record
 from clusters import kube
+from clusters.desired import Desired, collect_desired, gateway_settings, read_facts
 from clusters.models import Cluster, GatewayState
-from clusters.reconcile import DesiredService, Facts, Outcome, Plan, SecretOp, plan_gateway, reads_needed
+from clusters.reconcile import DesiredService, Outcome, Plan, SecretOp, plan_gateway
 from gatewayportal import metrics
 from gatewayportal.locks import try_advisory_lock
 from gatewayportal.redis import key_prefix, redis_client
-from services.choices import Approval, State
-from services.models import GatewayService, GatewayServiceStatus
-from services.rendering import GatewaySettings, port_name
-from services.targeting import targets
+from services.actions import remove_finished_services
+from services.choices import State
+from services.models import GatewayServiceStatus
+from services.rendering import port_name
 
 logger = logging.getLogger(__name__)
 
@@ -45,67 +45,6 @@ class GatewayBusy(Exception):
 
 class ConflictStorm(kube.TransientError):
     """Every round of re-reading met a newer write by someone else; the task retries after a backoff."""
-
-
-@dataclass
-class Desired:
-    items: list[DesiredService] = field(default_factory=list)
-    # Outcomes decided before looking at the cluster (approval gates).
-    preset: dict[str, Outcome] = field(default_factory=dict)
-    # Outcomes to show instead of "applied" when the block runs (an older approved revision).
-    awaiting: dict[str, Outcome] = field(default_factory=dict)
-
-
-def gateway_settings(cluster: Cluster, traffic_type: str) -> GatewaySettings:
-    return GatewaySettings(
-        namespace_scoped_hosts=cluster.namespace_scoped_hosts, secret_namespace=cluster.secret_namespace(traffic_type)
-    )
-
-
-def collect_desired(cluster: Cluster, traffic_type: str) -> Desired:
-    """Every live revision that should run on this gateway, oldest service first (older blocks win clashes)."""
-    desired = Desired()
-    services = (
-        GatewayService.objects.filter(traffic_type=traffic_type, deleting_at__isnull=True)
-        .select_related("team", "current_revision", "approved_revision")
-        .order_by("created_at", "id")
-    )
-    for service in services:
-        sid = str(service.id)
-        current, approved = service.current_revision, service.approved_revision
-        runs = approved if cluster.requires_approval else current
-        waiting = (
-            cluster.requires_approval
-            and current is not None
-            and current.approval == Approval.PENDING
-            and _targets(current.spec, cluster)
-        )
-        if runs is not None and _targets(runs.spec, cluster):
-            desired.items.append(DesiredService(sid, service.team.slug, runs.number, runs.spec, runs.tls_material))
-            if waiting:
-                desired.awaiting[sid] = Outcome(
-                    State.AWAITING_APPROVAL,
-                    f"revision {runs.number} runs here; revision {current.number} awaits approval",
-                    runs.number,
-                )
-        elif waiting:
-            desired.preset[sid] = Outcome(
-                State.AWAITING_APPROVAL, f"revision {current.number} awaits approval before it runs on this cluster"
-            )
-        elif (
-            cluster.requires_approval
-            and current
-            and current.approval == Approval.REJECTED
-            and _targets(current.spec, cluster)
-        ):
-            desired.preset[sid] = Outcome(
-                State.REJECTED, f"revision {current.number} was rejected and no approved revision runs on this cluster"
-            )
-    return desired
-
-
-def _targets(spec: dict[str, Any], cluster: Cluster) -> bool:
-    return targets(spec, cluster_name=cluster.name, labels=cluster.labels, enabled=cluster.enabled)
 
 
 @contextlib.contextmanager
@@ -217,24 +156,6 @@ def _plan_and_write(
                 raise
             excluded.update(rejected)
     raise ConflictStorm(f"gave up after {MAX_CONFLICT_ROUNDS} rounds of conflicting writes; will retry")
-
-
-def read_facts(
-    client: kube.KubeClient,
-    items: list[DesiredService],
-    settings_: GatewaySettings,
-    state: GatewayState,
-    *,
-    verify_all: bool,
-) -> Facts:
-    secret_keys, namespaces = reads_needed(items, settings_, state.secrets, verify_all=verify_all)
-    return Facts(
-        secrets={key: client.get_secret(*key) for key in secret_keys},
-        namespaces={ns: client.namespace_exists(ns) for ns in namespaces},
-        recorded_secrets=dict(state.secrets),
-        recorded_servers=frozenset(state.managed_servers),
-        recorded_digest=state.managed_digest,
-    )
 
 
 def _write_secrets(client: kube.KubeClient, ops: list[SecretOp]) -> dict[str, Outcome]:
@@ -366,21 +287,6 @@ def _write_statuses(
         if gone:
             GatewayServiceStatus.objects.filter(cluster=cluster, service_id__in=gone).delete()
             remove_finished_services(gone)
-
-
-def remove_finished_services(service_ids: list[str]) -> None:
-    """A service being deleted disappears once no cluster holds its block any more (its audit stays)."""
-    finished = GatewayService.objects.filter(id__in=service_ids, deleting_at__isnull=False, statuses__isnull=True)
-    for service in finished.select_related("team"):
-        audit_record(
-            action="gateway_service.removed",
-            object_type="gateway_service",
-            object_id=str(service.id),
-            object_repr=str(service),
-            team=service.team.slug,
-            data={"message": "removed from every cluster"},
-        )
-        service.delete()
 
 
 def _audit_changes(cluster: Cluster, traffic_type: str, state: GatewayState, desired: Desired, plan: Plan) -> None:

@@ -6,7 +6,8 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from clusters import converge, kube
+from clusters import kube
+from clusters.desired import collect_desired, gateway_settings, read_facts
 from clusters.models import Cluster, GatewayState
 from clusters.reconcile import PortIndex, plan_gateway, server_name, split_servers
 from services.models import GatewayService
@@ -43,9 +44,9 @@ def gateway_view(*, cluster: Cluster, traffic_type: str) -> dict[str, Any]:
         client = kube.client_for(cluster)
         client.remember_istio_api_version(cluster.istio_api_version)
         live = client.get_gateway(namespace, name)
-        desired = converge.collect_desired(cluster, traffic_type)
-        settings_ = converge.gateway_settings(cluster, traffic_type)
-        facts = converge.read_facts(client, desired.items, settings_, state, verify_all=False)
+        desired = collect_desired(cluster, traffic_type)
+        settings_ = gateway_settings(cluster, traffic_type)
+        facts = read_facts(client, desired.items, settings_, state, verify_all=False)
     except kube.KubeError as exc:
         view["message"] = exc.message
         return view

@@ -6,10 +6,12 @@ import logging
 import random
 
 from celery import shared_task
+from django.conf import settings
 
-from clusters import actions, converge, kube
+from clusters import converge, health, kube
 from clusters.models import Cluster
 from gatewayportal.context import acting_as
+from gatewayportal.redis import key_prefix, redis_client
 from services.choices import TRAFFIC_TYPES
 
 logger = logging.getLogger(__name__)
@@ -28,7 +30,7 @@ def backoff(attempt: int) -> float:
 @shared_task(bind=True, acks_late=True, max_retries=MAX_RETRIES, ignore_result=True)
 def reconcile_gateway(self, cluster_id: int, traffic_type: str, verify_all: bool = False) -> None:
     # Cleared before reading the database: a change committed from now on enqueues another run.
-    actions.clear_pending(cluster_id, traffic_type)
+    clear_pending(cluster_id, traffic_type)
     with acting_as(name="worker", source="worker"):
         try:
             converge.gateway_converge(
@@ -62,4 +64,16 @@ def check_cluster_health() -> None:
     """Beat: refresh every enabled cluster's health fields."""
     for cluster in Cluster.objects.filter(enabled=True):
         with acting_as(name="scheduler", source="scheduler"):
-            actions.cluster_check(cluster=cluster, permissions=False)
+            health.cluster_check(cluster=cluster, permissions=False)
+
+
+# --- The queued-run marker (set by clusters.enqueue) ---------------------------------------------------------------
+
+
+def clear_pending(cluster_id: int, traffic_type: str) -> None:
+    if settings.REDIS_URL and not settings.CELERY_TASK_ALWAYS_EAGER:
+        redis_client().delete(pending_key(cluster_id, traffic_type))
+
+
+def pending_key(cluster_id: int, traffic_type: str) -> str:
+    return f"{key_prefix()}:pending:{cluster_id}:{traffic_type}"

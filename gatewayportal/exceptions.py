@@ -1,15 +1,10 @@
-"""One place that turns domain errors into DRF's 400 shape."""
+"""The domain's one error type: plain Python, so pure rules can raise it (the API's 400 is in exception_handler)."""
 
 from __future__ import annotations
 
-from django.core.exceptions import ValidationError as DjangoValidationError
-from rest_framework import exceptions, status
-from rest_framework.response import Response
-from rest_framework.views import exception_handler as drf_exception_handler
-
 
 class DomainError(Exception):
-    """A refusal by a domain rule; `errors` is DRF's nested `{"field": ["message"]}` shape."""
+    """A refusal by a domain rule; `errors` is the API's nested `{"field": ["message"]}` shape."""
 
     def __init__(self, errors: dict | list | str):
         self.errors = errors if isinstance(errors, dict) else {"non_field_errors": _as_list(errors)}
@@ -18,12 +13,3 @@ class DomainError(Exception):
 
 def _as_list(value):
     return value if isinstance(value, list) else [value]
-
-
-def exception_handler(exc, context):
-    if isinstance(exc, DomainError):
-        return Response(exc.errors, status=status.HTTP_400_BAD_REQUEST)
-    if isinstance(exc, DjangoValidationError):
-        detail = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
-        exc = exceptions.ValidationError(detail)
-    return drf_exception_handler(exc, context)

@@ -16,7 +16,7 @@ from audit.actions import audit_record, diff
 from clusters.models import Cluster
 from gatewayportal.exceptions import DomainError
 from gatewayportal.locks import advisory_xact_lock
-from services import certificates, conflicts, validation
+from services import certificates, conflicts, specs, validation
 from services.choices import Approval, State
 from services.models import GatewayService, GatewayServiceRevision, GatewayServiceStatus, Team
 from services.rendering import GatewaySettings, render_server
@@ -403,7 +403,7 @@ def _add_revision(*, service: GatewayService, checked: Checked, user) -> Gateway
 
 def _refresh_statuses(*, service: GatewayService, target_clusters: list[Cluster]) -> None:
     """Mark where the service should now be, and ask those gateways (and ones it left) to converge."""
-    from clusters.actions import request_reconcile
+    from clusters.enqueue import request_reconcile
 
     current = service.current_revision
     targeted = {c.pk: c for c in target_clusters}
@@ -432,7 +432,7 @@ def _refresh_statuses(*, service: GatewayService, target_clusters: list[Cluster]
 
 
 def gateway_service_delete(*, service: GatewayService) -> None:
-    from clusters.actions import request_reconcile
+    from clusters.enqueue import request_reconcile
 
     with transaction.atomic():
         service = GatewayService.objects.select_for_update().select_related("team").get(pk=service.pk)
@@ -565,24 +565,27 @@ def _team_state(team: Team) -> dict[str, Any]:
 
 
 def gateway_service_create_from_payload(
-    *, payload: dict[str, Any], team: Team, is_platform: bool = False, user=None
+    *, payload: Any, team: Team, is_platform: bool = False, user=None
 ) -> tuple[GatewayService, list[str]]:
-    """Files a request from an API-shaped payload (ticket webhook, YAML import), validated exactly like the API.
-
-    Refusals raise rest_framework's ValidationError with DRF-shaped `detail`.
-    """
-    from rest_framework.exceptions import ValidationError
-
-    from services.api.serializers import GatewayServiceSerializer
-
-    serializer = GatewayServiceSerializer(data=payload)
-    serializer.is_valid(raise_exception=True)
-    data = dict(serializer.validated_data)
+    """Files a request from an API-shaped payload (ticket webhook, YAML import), checked exactly like the API's."""
+    data = specs.parse(payload)
     given_team = data.pop("team", None)
     if given_team and given_team != team.slug:
-        raise ValidationError({"team": [f"Requests from this source are filed for team '{team.slug}' only."]})
-    try:
-        with transaction.atomic():
-            return gateway_service_create(team=team, data=data, user=user, is_platform=is_platform)
-    except DomainError as exc:
-        raise ValidationError(exc.errors) from exc
+        raise DomainError({"team": [f"Requests from this source are filed for team '{team.slug}' only."]})
+    with transaction.atomic():
+        return gateway_service_create(team=team, data=data, user=user, is_platform=is_platform)
+
+
+def remove_finished_services(service_ids: list[str]) -> None:
+    """A service being deleted disappears once no cluster holds its block any more (its audit stays)."""
+    finished = GatewayService.objects.filter(id__in=service_ids, deleting_at__isnull=False, statuses__isnull=True)
+    for service in finished.select_related("team"):
+        audit_record(
+            action="gateway_service.removed",
+            object_type="gateway_service",
+            object_id=str(service.id),
+            object_repr=str(service),
+            team=service.team.slug,
+            data={"message": "removed from every cluster"},
+        )
+        service.delete()

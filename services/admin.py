@@ -556,7 +556,7 @@ class GatewayServiceAdmin(ObjectButtonsMixin, ActionFormAdmin):
 
     @admin.action(description="Reconcile now", permissions=["reconcile"])
     def reconcile(self, request, queryset: QuerySet[GatewayService]) -> None:
-        from clusters.actions import request_reconcile
+        from clusters.enqueue import request_reconcile
 
         by_traffic: dict[str, set[int]] = {}
         for service in queryset:

@@ -6,7 +6,6 @@ from typing import Any
 
 import yaml
 from django.db import transaction
-from rest_framework.exceptions import ValidationError
 
 from gatewayportal.exceptions import DomainError
 from services import actions
@@ -20,7 +19,7 @@ def parse_documents(text: str) -> list[Any]:
     try:
         return list(yaml.safe_load_all(text))
     except yaml.YAMLError as exc:
-        raise ValidationError({"non_field_errors": [f"The body is not valid YAML: {exc}"]}) from exc
+        raise DomainError({"non_field_errors": [f"The body is not valid YAML: {exc}"]}) from exc
 
 
 def is_gateway_service(document: Any) -> bool:
@@ -88,8 +87,8 @@ def import_documents(*, text: str, team: Team, clusters: list[str], user, is_pla
                     payload=payload, team=team, is_platform=is_platform, user=user
                 )
                 created.append(service)
-            except (ValidationError, DomainError) as exc:
-                errors[str(index)] = exc.detail if isinstance(exc, ValidationError) else exc.errors
+            except DomainError as exc:
+                errors[str(index)] = exc.errors
         if not created and not errors:
             errors["non_field_errors"] = [
                 f"No {KIND} document found; expected apiVersion one of {', '.join(API_VERSIONS)}."
@@ -97,5 +96,5 @@ def import_documents(*, text: str, team: Team, clusters: list[str], user, is_pla
         if errors:
             transaction.set_rollback(True)
     if errors:
-        raise ValidationError({"documents": errors})
+        raise DomainError({"documents": errors})
     return created

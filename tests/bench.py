@@ -243,7 +243,7 @@ def create_services(team, cluster_name: str, size: int, service_model, revision_
 
 
 def render(results: dict[str, Any]) -> str:
-    from clusters import actions as coalesce
+    from clusters import enqueue as coalesce
 
     latency, burst, scaling = results["latency"], results["burst"], results["scaling"]
 

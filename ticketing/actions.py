@@ -11,7 +11,6 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from rest_framework.exceptions import ValidationError
 
 from audit.actions import audit_record, diff
 from gatewayportal.context import acting_as
@@ -271,13 +270,11 @@ def _file_request(source: TicketingSource, event: TicketEvent) -> dict[str, Any]
             service, warnings = service_actions.gateway_service_create_from_payload(
                 payload=event.gateway_service or {}, team=source.team
             )
-    except ValidationError as exc:
-        return {"outcome": "rejected", "errors": _plain(exc.detail)}
     except DomainError as exc:
         return {"outcome": "rejected", "errors": _plain(exc.errors)}
     return {"outcome": "created", "services": [str(service.pk)], "warnings": list(warnings)}
 
 
 def _plain(detail: Any) -> Any:
-    """DRF error details (ErrorDetail, ReturnDict) as plain JSON for the answer and the audit event."""
+    """Error details as plain JSON for the answer and the audit event (list indexes become string keys)."""
     return json.loads(json.dumps(detail))

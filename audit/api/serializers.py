@@ -1,14 +1,9 @@
 from rest_framework import serializers
 
-from audit.models import EVENT_FIELDS, AuditEvent
 from audit.reports import GROUP_BY
+from audit.serializers import AuditEventSerializer
 
-
-class AuditEventSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = AuditEvent
-        fields = EVENT_FIELDS
-        read_only_fields = EVENT_FIELDS
+__all__ = ["AuditEventSerializer"]
 
 
 class ChangesReportQuerySerializer(serializers.Serializer):

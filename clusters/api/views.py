@@ -7,7 +7,7 @@ from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from clusters import actions, selectors
+from clusters import actions, enqueue, health, selectors
 from clusters.api.serializers import ClusterCheckSerializer, ClusterSerializer, GatewayViewSerializer
 from clusters.filtersets import ClusterFilterSet
 from gatewayportal.roles import IsPlatform, IsPlatformOrReadOnly
@@ -36,7 +36,7 @@ class ClusterViewSet(viewsets.ModelViewSet):
     @action(detail=True, methods=["post"], permission_classes=[IsPlatform])
     def check(self, request, name=None):
         """Connect now: reachability, version, Istio API version, both Gateways, and the credentials' permissions."""
-        report = actions.cluster_check(cluster=self.get_object())
+        report = health.cluster_check(cluster=self.get_object())
         return Response(ClusterCheckSerializer(report).data)
 
     @extend_schema(
@@ -47,7 +47,7 @@ class ClusterViewSet(viewsets.ModelViewSet):
         """Enqueue a reconcile of both of the cluster's gateways."""
         cluster = self.get_object()
         for traffic_type in actions.TRAFFIC_TYPES:
-            actions.request_reconcile(cluster_ids=[cluster.pk], traffic_type=traffic_type)
+            enqueue.request_reconcile(cluster_ids=[cluster.pk], traffic_type=traffic_type)
         return Response({"queued": list(actions.TRAFFIC_TYPES)}, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(responses=GatewayViewSerializer)

@@ -1,21 +1,22 @@
-"""Shapes of the public API. Domain rules live in services.validation; these check form only."""
+"""Shapes of the public API. A gateway service's input is checked by `services.specs` (shared with the ticketing
+webhook and the YAML import); its fields are declared here for the OpenAPI schema. Domain rules live in
+services.validation."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 from rest_framework.validators import UniqueValidator
 
+from gatewayportal.exceptions import DomainError
+from services import specs
 from services.choices import Protocol, TLSMode, TLSProtocolVersion, TrafficType
 from services.models import GatewayService, GatewayServiceRevision, GatewayServiceStatus, Team
+from services.specs import DNS_LABEL, DOMAIN
 
 User = get_user_model()
-
-DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
-DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)+$")
 
 
 class StrictFieldsMixin:
@@ -109,17 +110,17 @@ class TLSSecretSerializer(StrictFieldsMixin, serializers.Serializer):
 
 class TLSSecretRefSerializer(StrictFieldsMixin, serializers.Serializer):
     secret_name = serializers.RegexField(
-        r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+        specs.SECRET_NAME,
         max_length=253,
         error_messages={"invalid": "A Kubernetes secret name: lower-case letters, digits, '-' and '.'."},
     )
 
 
 class TLSSecretPathSerializer(StrictFieldsMixin, serializers.Serializer):
-    cert_path = serializers.RegexField(r"^/\S+$", error_messages={"invalid": "An absolute file path."})
-    key_path = serializers.RegexField(r"^/\S+$", error_messages={"invalid": "An absolute file path."})
+    cert_path = serializers.RegexField(specs.ABSOLUTE_PATH, error_messages={"invalid": "An absolute file path."})
+    key_path = serializers.RegexField(specs.ABSOLUTE_PATH, error_messages={"invalid": "An absolute file path."})
     ca_cert_path = serializers.RegexField(
-        r"^/\S+$", required=False, allow_null=True, error_messages={"invalid": "An absolute file path."}
+        specs.ABSOLUTE_PATH, required=False, allow_null=True, error_messages={"invalid": "An absolute file path."}
     )
 
 
@@ -137,8 +138,12 @@ class StatusSerializer(serializers.ModelSerializer):
         fields = ["cluster", "traffic_type", "state", "revision", "message", "updated_at"]
 
 
-class GatewayServiceSerializer(StrictFieldsMixin, serializers.Serializer):
-    """The gateway-service resource: input shape plus read-only state."""
+class GatewayServiceSerializer(serializers.Serializer):
+    """The gateway-service resource: input shape plus read-only state.
+
+    The input is checked by `services.specs.parse`; the writable fields below describe it for the schema
+    (a test keeps both in step).
+    """
 
     id = serializers.UUIDField(read_only=True)
     name = serializers.RegexField(
@@ -174,6 +179,12 @@ class GatewayServiceSerializer(StrictFieldsMixin, serializers.Serializer):
     created_at = serializers.DateTimeField(read_only=True)
     updated_at = serializers.DateTimeField(read_only=True)
     created_by = serializers.CharField(read_only=True)
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        try:
+            return specs.parse(data, partial=self.partial)
+        except DomainError as exc:
+            raise serializers.ValidationError(exc.errors)
 
     def to_representation(self, instance: GatewayService | dict) -> dict[str, Any]:
         from services.selectors import gateway_service_view

@@ -8,7 +8,8 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from audit.models import AuditEvent
+from audit.selectors import object_history
+from audit.serializers import AuditEventSerializer
 from gatewayportal.exceptions import DomainError
 from gatewayportal.roles import IsPlatform, IsPlatformOrReadOnly, is_platform
 from services import actions, selectors
@@ -167,10 +168,8 @@ class GatewayServiceViewSet(
     )
     @action(detail=True, methods=["get"])
     def history(self, request, pk=None):
-        from audit.api.serializers import AuditEventSerializer
-
         service = self.get_object()
-        events = AuditEvent.objects.filter(object_type="gateway_service", object_id=str(service.pk)).order_by("id")
+        events = object_history(object_type="gateway_service", object_id=str(service.pk))
         return Response(
             {
                 "revisions": RevisionSerializer(service.revisions.order_by("number"), many=True).data,

@@ -178,7 +178,7 @@ def test_reconcile_action_enqueues_after_commit(browser, team, django_capture_on
     cluster = make_cluster("prod-eu-1")
     service = create_service(team)
     queued = []
-    monkeypatch.setattr("clusters.actions._enqueue", lambda ids, traffic: queued.append((ids, traffic)))
+    monkeypatch.setattr("clusters.enqueue._enqueue", lambda ids, traffic: queued.append((ids, traffic)))
     with django_capture_on_commit_callbacks(execute=True):
         browser.post(SERVICES, {"action": "reconcile", "_selected_action": [str(service.pk)]})
     assert queued == [([cluster.pk], "ingress")]

@@ -10,7 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.models import AuditEvent
-from clusters import actions
+from clusters import actions, enqueue
 from clusters.models import Cluster
 from clusters.reconcile import managed_names
 from clusters.tasks import sweep_gateways
@@ -27,7 +27,7 @@ GATEWAY = ("istio-system", "ingress-gateway")
 def push(service: GatewayService) -> None:
     """What the services actions do after a write: reconcile every cluster the service may touch, after commit."""
     with transaction.atomic():
-        actions.request_reconcile(
+        enqueue.request_reconcile(
             cluster_ids=Cluster.objects.values_list("id", flat=True), traffic_type=service.traffic_type
         )
 
@@ -158,7 +158,7 @@ def test_delete_removes_block_and_secret_then_the_service(worker, kubesim):
     with transaction.atomic():
         GatewayService.objects.filter(pk=service.pk).update(deleting_at=timezone.now())
         GatewayServiceStatus.objects.filter(service=service).update(state="removing")
-        actions.request_reconcile(cluster_ids=[Cluster.objects.get(name="c1").pk], traffic_type="ingress")
+        enqueue.request_reconcile(cluster_ids=[Cluster.objects.get(name="c1").pk], traffic_type="ingress")
 
     wait_for(lambda: not GatewayService.objects.filter(pk=service.pk).exists(), what="the service row to go")
     assert server_names(kubesim) == ["http"]

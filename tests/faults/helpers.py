@@ -14,7 +14,7 @@ import kombu.pools
 import redis
 from django.db import transaction
 
-from clusters import actions
+from clusters import enqueue
 from clusters.models import Cluster
 from gatewayportal.celery import app as celery_app
 from services.models import GatewayService, GatewayServiceStatus
@@ -40,7 +40,7 @@ def report(figure: str) -> None:
 def push(service: GatewayService) -> None:
     """What the services actions do after a write: reconcile every cluster, after commit."""
     with transaction.atomic():
-        actions.request_reconcile(
+        enqueue.request_reconcile(
             cluster_ids=Cluster.objects.values_list("id", flat=True), traffic_type=service.traffic_type
         )
 

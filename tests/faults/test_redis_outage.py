@@ -7,9 +7,8 @@ import time
 import pytest
 from kombu.exceptions import OperationalError
 
-from clusters import actions
+from clusters import converge, enqueue
 from clusters.tasks import reconcile_gateway
-from gatewayportal.redis import redis_client
 from services.models import GatewayService
 from tests.clusters.builders import sim_cluster
 from tests.factories import api_client, http_service, make_team, make_user
@@ -70,9 +69,9 @@ def test_a_failed_publish_leaves_no_pending_marker_behind(settings, redis_server
         raise OperationalError("broker unreachable")
 
     monkeypatch.setattr(reconcile_gateway, "apply_async", broker_down)
-    actions._enqueue([7], "ingress")  # logged, not raised
-    assert not redis_client().exists(actions._pending_key(7, "ingress"))
+    enqueue._enqueue([7], "ingress")  # logged, not raised
+    assert not converge.redis_client().exists(enqueue.pending_key(7, "ingress"))
 
     monkeypatch.setattr(reconcile_gateway, "apply_async", lambda *args, **kwargs: published.append(args))
-    actions._enqueue([7], "ingress")
+    enqueue._enqueue([7], "ingress")
     assert published == [((7, "ingress"),)]
