@@ -1,14 +1,38 @@
-"""Thin Celery entry points for audit housekeeping."""
+"""Thin Celery entry points for audit housekeeping: sealing the chain and retention."""
 
 from celery import shared_task
+from django.conf import settings
+from django.core.cache import cache
 
-from audit.retention import audit_purge, retention_cutoff
+from audit import chain
 from gatewayportal.context import acting_as
+
+# Set while a seal is queued, so a burst of commits enqueues one task, not one per commit.
+SEAL_PENDING_KEY = "audit:seal-pending"
+
+
+def request_seal() -> None:
+    """Run after an audited transaction commits: queue one `seal_audit_events` unless one is already queued.
+
+    The task clears the key before it reads anything, so an event committed while it runs queues
+    the next one. Should the queued task be lost, the key expires and beat's run seals the events.
+    """
+    if cache.add(SEAL_PENDING_KEY, 1, timeout=settings.AUDIT_SEAL_INTERVAL_SECONDS):
+        seal_audit_events.delay()
+
+
+@shared_task(name="audit.seal_audit_events")
+def seal_audit_events() -> int:
+    """Seal every committed, unsealed audit event into the hash chain; returns how many were sealed."""
+    cache.delete(SEAL_PENDING_KEY)
+    return chain.seal().sealed
 
 
 @shared_task(name="audit.purge_expired")
 def purge_expired() -> int:
     """Apply AUDIT_RETENTION_DAYS (a no-op when unset); returns how many events were dropped."""
+    from audit.retention import audit_purge, retention_cutoff  # retention writes events through audit.actions
+
     cutoff = retention_cutoff()
     if cutoff is None:
         return 0

@@ -140,9 +140,20 @@ def _process_registry() -> CollectorRegistry:
     return registry
 
 
+# Collectors apps add from their AppConfig.ready(), read at every scrape like PortalStateCollector.
+SCRAPE_COLLECTORS: list[Collector] = []
+
+
+def register_scrape_collector(collector: Collector) -> None:
+    if not any(type(known) is type(collector) for known in SCRAPE_COLLECTORS):
+        SCRAPE_COLLECTORS.append(collector)
+
+
 def metrics_view(request: HttpRequest) -> HttpResponse:
     registry = _process_registry()
     registry.register(PortalStateCollector())
+    for collector in SCRAPE_COLLECTORS:
+        registry.register(collector)
     return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
 
 

@@ -64,6 +64,7 @@ def test_chain_verifies_after_purge_and_after_a_second_purge(log, tmp_path, bulk
 @pytest.mark.django_db
 def test_purge_records_itself_in_the_chain(log, tmp_path):
     result = audit_purge(before=CUTOFF, archive_dir=tmp_path)
+    chain.seal()
 
     event = AuditEvent.objects.get(action="audit.purged")
     assert event.data["purged"] == 3
