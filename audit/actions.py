@@ -58,15 +58,9 @@ def audit_record(
     )
     event.save()
     transaction.on_commit(lambda: emit_siem_line(event))
-    _seal_after_commit()
+    # Cheap and never blocking: at most one seal is queued at a time (see `request_seal`).
+    transaction.on_commit(request_seal, robust=True)
     return event
-
-
-def _seal_after_commit() -> None:
-    """Once per transaction: ask for a seal when it commits (cheap, never blocks the request)."""
-    connection = transaction.get_connection()
-    if not any(func is request_seal for _, func, _ in connection.run_on_commit):
-        transaction.on_commit(request_seal, robust=True)
 
 
 def _as_stored_json(value: dict[str, Any]) -> dict[str, Any]:
