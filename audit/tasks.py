@@ -1,14 +1,20 @@
 """Thin Celery entry points for audit housekeeping: sealing the chain and retention."""
 
+import contextlib
+import logging
+
 from celery import shared_task
 from django.conf import settings
 from django.core.cache import cache
+from kombu.exceptions import OperationalError
+from redis.exceptions import RedisError
 
 from audit import chain
 from gatewayportal.context import acting_as
 
 # Set while a seal is queued, so a burst of commits enqueues one task, not one per commit.
 SEAL_PENDING_KEY = "audit:seal-pending"
+logger = logging.getLogger(__name__)
 
 
 def request_seal() -> None:
@@ -16,9 +22,18 @@ def request_seal() -> None:
 
     The task clears the key before it reads anything, so an event committed while it runs queues
     the next one. Should the queued task be lost, the key expires and beat's run seals the events.
+    The change has committed: an unreachable Redis or broker is logged, never raised.
     """
-    if cache.add(SEAL_PENDING_KEY, 1, timeout=settings.AUDIT_SEAL_INTERVAL_SECONDS):
-        seal_audit_events.delay()
+    try:
+        if cache.add(SEAL_PENDING_KEY, 1, timeout=settings.AUDIT_SEAL_INTERVAL_SECONDS):
+            try:
+                seal_audit_events.delay()
+            except OperationalError:
+                with contextlib.suppress(RedisError):
+                    cache.delete(SEAL_PENDING_KEY)  # nothing is queued: the next commit must queue one
+                raise
+    except (RedisError, OperationalError) as exc:
+        logger.warning("could not queue the sealing of audit events; beat's run will seal them: %s", exc)
 
 
 @shared_task(name="audit.seal_audit_events")

@@ -8,6 +8,7 @@ from unittest import mock
 import pytest
 from django.core.management import call_command
 from django.db import InternalError, connection, connections, transaction
+from kombu.exceptions import OperationalError
 from prometheus_client.parser import text_string_to_metric_families
 
 from audit import chain, tasks
@@ -339,3 +340,13 @@ def test_siem_line_of_a_commit_names_the_event_before_its_seal(django_capture_on
     assert lines[0]["id"] == event.id and lines[0]["hash"] is None
     sealed = AuditEvent.objects.get(pk=event.pk)
     assert lines[-1] == {"id": event.id, "seq": sealed.seq, "hash": sealed.hash, "prev_hash": ""}
+
+
+@pytest.mark.django_db
+def test_a_broker_outage_leaves_no_seal_marker_behind(caplog):
+    with mock.patch.object(tasks.seal_audit_events, "delay", side_effect=OperationalError("broker down")) as delay:
+        request_seal()  # logged, not raised: the change has committed
+        request_seal()
+
+    assert delay.call_count == 2
+    assert "beat's run will seal them" in caplog.text
