@@ -66,8 +66,12 @@ class AuditEvent(models.Model):
     changes = models.JSONField(default=dict, blank=True)
     data = models.JSONField(default=dict, blank=True)
     # Null until sealed; "" is the genesis event's prev_hash.
-    prev_hash = models.CharField(max_length=64, blank=True, null=True)
-    hash = models.CharField(max_length=64, blank=True, null=True)
+    prev_hash = models.CharField(
+        max_length=64, blank=True, null=True, help_text="Hash of the event before it in the chain; null until sealed."
+    )
+    hash = models.CharField(
+        max_length=64, blank=True, null=True, help_text="Null until the event is sealed into the hash chain."
+    )
     # The event's place in the chain, given by the sequencer (null until sealed). Not part of the API.
     seq = models.BigIntegerField(null=True, blank=True, unique=True)
 

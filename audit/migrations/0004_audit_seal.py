@@ -64,12 +64,19 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name="auditevent",
             name="hash",
-            field=models.CharField(blank=True, max_length=64, null=True),
+            field=models.CharField(
+                blank=True, help_text="Null until the event is sealed into the hash chain.", max_length=64, null=True
+            ),
         ),
         migrations.AlterField(
             model_name="auditevent",
             name="prev_hash",
-            field=models.CharField(blank=True, max_length=64, null=True),
+            field=models.CharField(
+                blank=True,
+                help_text="Hash of the event before it in the chain; null until sealed.",
+                max_length=64,
+                null=True,
+            ),
         ),
         migrations.AddIndex(
             model_name="auditevent",
