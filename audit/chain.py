@@ -99,9 +99,9 @@ class SealResult:
 
 def seal(*, batch_size: int = SEAL_BATCH_SIZE, max_batches: int | None = None) -> SealResult:
     """Seal every committed unsealed event, one short locked transaction per batch."""
-    sealed, batches, last = 0, 0, head()
+    sealed, batches, last = 0, 0, None
     while max_batches is None or batches < max_batches:
-        done, last = _seal_batch(batch_size, last)
+        done, last = _seal_batch(batch_size)
         sealed += done
         batches += 1
         if done < batch_size:
@@ -109,11 +109,11 @@ def seal(*, batch_size: int = SEAL_BATCH_SIZE, max_batches: int | None = None) -
     return SealResult(sealed, last)
 
 
-def _seal_batch(batch_size: int, previous: Head | None) -> tuple[int, Head | None]:
+def _seal_batch(batch_size: int) -> tuple[int, Head | None]:
+    """Seal up to `batch_size` events in one transaction; returns how many, and the head after it."""
     with transaction.atomic():
         lock_chain()
-        # Read under the lock: another sealer may have moved the head since `previous`.
-        previous = head()
+        previous = head()  # read under the lock: only a sealer holding it moves the head
         rows = list(unsealed().order_by("id").values("id", *HASHED_FIELDS)[:batch_size])
         if not rows:
             return 0, previous
