@@ -10,8 +10,8 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.utils import timezone
 
-from audit import chain
 from audit.models import AuditEvent
+from audit.sealing import request_seal
 from gatewayportal.context import current_actor
 from gatewayportal.redaction import redact, redact_text
 
@@ -32,33 +32,34 @@ def audit_record(
     actor: str | None = None,
     source: str | None = None,
 ) -> AuditEvent:
-    """Append one event to the chain, in the caller's transaction.
+    """Append one unsealed event, in the caller's transaction.
 
-    The chain lock is held until that transaction ends, so concurrent writers append one after
-    another; the SIEM log line is emitted only once the change is committed.
+    No lock is taken and nothing of the chain is read: concurrent writers never wait on each
+    other. Once the transaction commits, the SIEM log line is emitted and the sequencer is asked
+    to seal the event into the hash chain (`audit.chain.seal`).
     """
     ctx = current_actor()
-    with transaction.atomic():
-        chain.lock_chain()
-        event = AuditEvent(
-            at=timezone.now(),
-            actor=actor or ctx.name,
-            source=source or ctx.source,
-            request_id=ctx.request_id,
-            action=action,
-            object_type=object_type,
-            object_id=str(object_id),
-            object_repr=redact_text(object_repr)[:300],
-            team=team,
-            cluster=cluster,
-            ticket=ticket or None,
-            changes=_as_stored_json(redact(changes or {})),
-            data=_as_stored_json(redact(data or {})),
-            prev_hash=chain.last_hash(),
-        )
-        event.hash = chain.compute_hash(vars(event))
-        event.save()
-        transaction.on_commit(lambda: emit_siem_line(event))
+    event = AuditEvent(
+        at=timezone.now(),
+        actor=actor or ctx.name,
+        source=source or ctx.source,
+        request_id=ctx.request_id,
+        action=action,
+        object_type=object_type,
+        object_id=str(object_id),
+        object_repr=redact_text(object_repr)[:300],
+        team=team,
+        cluster=cluster,
+        ticket=ticket or None,
+        changes=_as_stored_json(redact(changes or {})),
+        data=_as_stored_json(redact(data or {})),
+        prev_hash=None,
+        hash=None,
+    )
+    event.save()
+    transaction.on_commit(lambda: emit_siem_line(event))
+    # Cheap and never blocking: at most one seal is queued at a time (see `request_seal`).
+    transaction.on_commit(request_seal, robust=True)
     return event
 
 

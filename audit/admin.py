@@ -14,7 +14,7 @@ DEFAULT_REPORT_WEEKS = 12
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(ReadOnlyAdmin):
-    list_display = ("at", "actor", "source", "action", "object_repr", "team", "cluster", "ticket")
+    list_display = ("at", "actor", "source", "action", "object_repr", "team", "cluster", "ticket", "seq")
     list_filter = ("source", "action", "team", "cluster")
     search_fields = ("actor", "action", "object_id", "object_repr", "ticket", "request_id")
     date_hierarchy = "at"

@@ -6,9 +6,12 @@ class AuditConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from audit.metrics import AuditChainCollector
         from gatewayportal.crypto import keys_rotated
+        from gatewayportal.metrics import register_state_collector
 
         keys_rotated.connect(record_key_rotation, dispatch_uid="audit.record_key_rotation")
+        register_state_collector(AuditChainCollector)
 
 
 def record_key_rotation(sender, *, counts: dict[str, int], **kwargs) -> None:

@@ -44,8 +44,11 @@ EVENT_FIELDS = (
 class AuditEvent(models.Model):
     """One recorded change. Append-only: written in the transaction of the change it records.
 
-    `hash` is SHA-256 over the canonical form of the event and `prev_hash` (see `audit.chain`);
-    on Postgres a trigger rejects UPDATE and DELETE on the table (migration 0002).
+    A request inserts the event unsealed (`seq`, `hash` and `prev_hash` null). The sequencer
+    (`audit.chain.seal`) later gives it its place `seq` in the chain, the hash of the event
+    sealed before it (`prev_hash`) and its own `hash`, SHA-256 over the canonical form of its
+    content and `prev_hash`. On Postgres a trigger rejects every UPDATE but that one sealing,
+    and every DELETE but retention's (migrations 0003 and 0004).
     """
 
     # Set by `audit_record` before hashing (not auto_now_add, which would overwrite the hashed value).
@@ -62,13 +65,21 @@ class AuditEvent(models.Model):
     request_id = models.CharField(max_length=128, blank=True)
     changes = models.JSONField(default=dict, blank=True)
     data = models.JSONField(default=dict, blank=True)
-    prev_hash = models.CharField(max_length=64, blank=True)
-    hash = models.CharField(max_length=64, blank=True)
+    # Null until sealed; "" is the genesis event's prev_hash.
+    prev_hash = models.CharField(
+        max_length=64, blank=True, null=True, help_text="Hash of the event before it in the chain; null until sealed."
+    )
+    hash = models.CharField(
+        max_length=64, blank=True, null=True, help_text="Null until the event is sealed into the hash chain."
+    )
+    # The event's place in the chain, given by the sequencer (null until sealed). Not part of the API.
+    seq = models.BigIntegerField(null=True, blank=True, unique=True)
 
     objects = AppendOnlyQuerySet.as_manager()
 
     class Meta:
         ordering = ["-id"]
+        indexes = [models.Index(fields=["id"], condition=models.Q(seq__isnull=True), name="audit_event_unsealed")]
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor} {self.action} {self.object_repr}"

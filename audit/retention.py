@@ -1,8 +1,9 @@
 """Retention: drop old audit events through the one controlled path, archiving them first.
 
-Never dropped: an object's creation event (action `*.created`) and each object's latest
-event (so the newest event of the whole log, the chain's tip, always stays). Every gap left in
-the chain is vouched for by an `AuditAnchor`, so `audit.chain.verify` still passes.
+Only sealed events are dropped, and never: an object's creation event (action `*.created`),
+each object's latest event, and the chain's head (its newest sealed event, which the next seal
+links to). Every gap left in the chain (in `seq` order) is vouched for by an `AuditAnchor`, so
+`audit.chain.verify` still passes. The purge holds the chain lock, so no seal runs meanwhile.
 """
 
 from __future__ import annotations
@@ -46,11 +47,13 @@ def purgeable(before: datetime) -> QuerySet[AuditEvent]:
     latest_per_object = (
         AuditEvent.objects.order_by().values("object_type", "object_id").annotate(last=Max("id")).values("last")
     )
+    head = chain.head()
     return (
-        AuditEvent.objects.filter(at__lt=before)
+        AuditEvent.objects.filter(at__lt=before, seq__isnull=False)
         .exclude(action__endswith=".created")
         .exclude(id__in=latest_per_object)
-        .order_by("id")
+        .exclude(seq=head.seq if head else None)
+        .order_by("seq")
     )
 
 
@@ -59,11 +62,12 @@ def audit_purge(*, before: datetime, archive_dir: Path | None = None, dry_run: b
     """Archive, anchor and delete the purgeable events older than `before`."""
     chain.lock_chain()
     doomed = purgeable(before)
-    ids = list(doomed.values_list("id", flat=True))
+    rows = list(doomed.values_list("id", "seq"))
+    ids = [event_id for event_id, _ in rows]
     if dry_run or not ids:
         return PurgeResult(purged=len(ids), anchors=0, archive=None)
     archive = _write_archive(doomed, Path(archive_dir or settings.AUDIT_ARCHIVE_DIR))
-    anchors = _anchor_gaps(set(ids), archive.name)
+    anchors = _anchor_gaps(set(ids), rows[0][1], archive.name)
     _delete(ids)
     audit_record(
         action="audit.purged",
@@ -89,21 +93,22 @@ def _write_archive(events: QuerySet[AuditEvent], directory: Path) -> Path:
     partial = path.with_suffix(".jsonl.partial")
     with partial.open("w", encoding="utf-8") as out:
         for event in events.iterator(chunk_size=EXPORT_CHUNK_SIZE):
-            out.write(json.dumps(event_as_dict(event), sort_keys=True, ensure_ascii=False) + "\n")
+            line = {**event_as_dict(event), "seq": event.seq}
+            out.write(json.dumps(line, sort_keys=True, ensure_ascii=False) + "\n")
         out.flush()
         os.fsync(out.fileno())
     partial.rename(path)
     return path
 
 
-def _anchor_gaps(doomed: set[int], archive_name: str) -> int:
-    """One anchor per run of consecutive doomed events, on the kept event that follows it."""
-    first = min(doomed)
-    kept_before = AuditEvent.objects.filter(id__lt=first).order_by("-id").values_list("hash", flat=True).first()
+def _anchor_gaps(doomed: set[int], first_seq: int, archive_name: str) -> int:
+    """One anchor per run of consecutive doomed events (chain order), on the kept event that follows it."""
+    sealed = AuditEvent.objects.filter(seq__isnull=False)
+    kept_before = sealed.filter(seq__lt=first_seq).order_by("-seq").values_list("hash", flat=True).first()
     prev_kept_hash = kept_before or ""
     run: list[tuple[int, str]] = []
     anchors = []
-    rows = AuditEvent.objects.filter(id__gte=first).order_by("id").values_list("id", "hash", "prev_hash")
+    rows = sealed.filter(seq__gte=first_seq).order_by("seq").values_list("id", "hash", "prev_hash")
     for event_id, event_hash, prev_hash in rows.iterator(chunk_size=EXPORT_CHUNK_SIZE):
         if event_id in doomed:
             run.append((event_id, event_hash))

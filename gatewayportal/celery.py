@@ -24,6 +24,8 @@ def _beat_schedule(sender: Celery, **kwargs) -> None:
             "task": "clusters.tasks.check_cluster_health",
             "schedule": settings.HEALTH_CHECK_INTERVAL_SECONDS,
         },
+        # Safety net of the on-commit seal: bounds how long an audit event stays unsealed.
+        "seal-audit-events": {"task": "audit.seal_audit_events", "schedule": settings.AUDIT_SEAL_INTERVAL_SECONDS},
         # A no-op unless AUDIT_RETENTION_DAYS is set.
         "purge-expired-audit-events": {"task": "audit.purge_expired", "schedule": 24 * 60 * 60},
     }

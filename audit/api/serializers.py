@@ -66,3 +66,8 @@ class IntegritySerializer(serializers.Serializer):
     first_broken_id = serializers.IntegerField(allow_null=True)
     reason = serializers.CharField(allow_blank=True)
     gaps = serializers.IntegerField(help_text="Gaps left by retention purges, each vouched for by an anchor.")
+    unsealed = serializers.IntegerField(
+        help_text="Events committed but not yet sealed into the chain: listed and exported, not yet verified."
+    )
+    head_seq = serializers.IntegerField(allow_null=True, help_text="Sequence number of the newest sealed event.")
+    head_hash = serializers.CharField(allow_null=True, help_text="Hash of the newest sealed event.")

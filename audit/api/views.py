@@ -100,7 +100,7 @@ class CertificatesReportView(APIView):
 
 
 class AuditIntegrityView(APIView):
-    """Verifies the whole hash chain and names the first broken link, if any."""
+    """Verifies the sealed hash chain, names the first broken link if any, and counts events not yet sealed."""
 
     permission_classes = [IsPlatform]
 

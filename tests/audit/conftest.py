@@ -16,11 +16,12 @@ BulkEvents = Callable[..., list[AuditEvent]]
 
 @pytest.fixture
 def bulk_events() -> BulkEvents:
-    """Insert `n` events with a correctly computed chain (continuing the current tip), fast."""
+    """Insert `n` sealed events with a correctly computed chain (continuing the current head), fast."""
 
     def insert(n: int, *, start: datetime | None = None, step: timedelta = timedelta(seconds=1), **fields: Any):
         at = start or datetime(2025, 1, 6, tzinfo=UTC)
-        prev = chain.last_hash()
+        head = chain.head()
+        seq, prev = (head.seq, head.hash) if head else (0, "")
         events = []
         for i in range(n):
             values = {
@@ -40,7 +41,7 @@ def bulk_events() -> BulkEvents:
                 **fields,
                 "prev_hash": prev,
             }
-            event = AuditEvent(**values)
+            event = AuditEvent(**values, seq=seq + i + 1)
             event.hash = prev = chain.compute_hash(values)
             events.append(event)
         return AuditEvent.objects.bulk_create(events, batch_size=5000)

@@ -24,6 +24,7 @@ def tamper(sql: str, params: list) -> None:
 def test_intact_chain_verifies(bulk_events, capsys):
     bulk_events(50)
     audit_record(action="team.updated", object_type="team", object_id="payments")
+    chain.seal()
 
     result = chain.verify()
     call_command("audit_verify")

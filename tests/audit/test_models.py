@@ -1,6 +1,7 @@
 import pytest
 from django.db import InternalError, connection, transaction
 
+from audit import chain
 from audit.actions import audit_record
 from audit.models import AppendOnlyError, AuditEvent
 
@@ -44,6 +45,7 @@ def test_postgres_rejects_raw_update_and_delete(sql):
 @pytest.mark.django_db
 def test_purge_flag_allows_delete_but_never_update():
     event = record()
+    chain.seal()
 
     with pytest.raises(InternalError), transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET LOCAL gatewayportal.audit_purge = 'on'")

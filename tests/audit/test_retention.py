@@ -64,6 +64,7 @@ def test_chain_verifies_after_purge_and_after_a_second_purge(log, tmp_path, bulk
 @pytest.mark.django_db
 def test_purge_records_itself_in_the_chain(log, tmp_path):
     result = audit_purge(before=CUTOFF, archive_dir=tmp_path)
+    chain.seal()
 
     event = AuditEvent.objects.get(action="audit.purged")
     assert event.data["purged"] == 3
@@ -107,3 +108,22 @@ def test_command_and_task_follow_the_retention_setting(log, tmp_path, settings, 
     assert AuditEvent.objects.get(action="audit.purged").source == "cli"
     assert purge_expired() == 0  # nothing left to drop
     assert len(list(tmp_path.glob("*.jsonl"))) == 1
+
+
+@pytest.mark.django_db
+def test_purge_drops_sealed_events_only_and_keeps_the_head(bulk_events, tmp_path):
+    old_y = bulk_events(2, start=OLD, object_id="y")
+    head = bulk_events(1, start=OLD + timedelta(days=1), object_id="x")[0]
+    unsealed_x = AuditEvent(at=OLD, actor="alice", source="api", action="gateway_service.updated", object_id="x")
+    unsealed_x.save()  # x's newer events are not sealed yet: the head is no longer x's latest event
+    newest_x = AuditEvent(at=OLD, actor="alice", source="api", action="gateway_service.updated", object_id="x")
+    newest_x.save()
+
+    result = audit_purge(before=CUTOFF, archive_dir=tmp_path)
+
+    assert result.purged == 1  # y's first event; y's latest, the head and the unsealed events stay
+    assert remaining() == {old_y[1].id, head.id, unsealed_x.id, newest_x.id}
+    chain.seal()
+    sealed = chain.verify()
+    assert (sealed.ok, sealed.checked, sealed.unsealed, sealed.gaps) == (True, 5, 0, 1)
+    assert AuditEvent.objects.get(pk=unsealed_x.pk).prev_hash == head.hash
