@@ -12,6 +12,8 @@ from typing import Any
 
 import yaml
 
+from gatewayportal import yamlsafe
+
 
 class KubeconfigError(ValueError):
     """The kubeconfig cannot be used; the message says what and what is accepted."""
@@ -41,7 +43,7 @@ _REFUSED_USER_KEYS = {
 def load(text: str) -> dict[str, Any]:
     """Parse the YAML into a dict, or say why it is not a kubeconfig."""
     try:
-        config = yaml.safe_load(text)
+        config = yamlsafe.load(text)
     except yaml.YAMLError as exc:
         raise KubeconfigError(f"kubeconfig is not valid YAML: {exc}")
     if not isinstance(config, dict) or config.get("kind", "Config") != "Config":

@@ -8,6 +8,7 @@ import yaml
 from django.db import transaction
 from rest_framework.exceptions import ValidationError
 
+from gatewayportal import yamlsafe
 from gatewayportal.exceptions import DomainError
 from services import actions
 from services.models import GatewayService, Team
@@ -18,7 +19,7 @@ KIND = "GatewayService"
 
 def parse_documents(text: str) -> list[Any]:
     try:
-        return list(yaml.safe_load_all(text))
+        return list(yamlsafe.load_all(text))
     except yaml.YAMLError as exc:
         raise ValidationError({"non_field_errors": [f"The body is not valid YAML: {exc}"]}) from exc
 
