@@ -12,6 +12,7 @@ Several processes (gunicorn workers, Celery prefork children) each hold their ow
 from __future__ import annotations
 
 import argparse
+import hmac
 import logging
 import os
 import time
@@ -140,7 +141,19 @@ def _process_registry() -> CollectorRegistry:
     return registry
 
 
+def scrape_allowed(authorization: str, token: str) -> bool:
+    """With a METRICS_TOKEN configured, only `Authorization: Bearer <it>` may scrape (compared in constant time)."""
+    if not token:
+        return True
+    scheme, _, presented = authorization.partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(presented.strip().encode(), token.encode())
+
+
 def metrics_view(request: HttpRequest) -> HttpResponse:
+    if not scrape_allowed(request.headers.get("Authorization", ""), settings.METRICS_TOKEN):
+        response = HttpResponse("Metrics need Authorization: Bearer <METRICS_TOKEN>.\n", status=401)
+        response["WWW-Authenticate"] = "Bearer"
+        return response
     registry = _process_registry()
     registry.register(PortalStateCollector())
     return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
