@@ -18,8 +18,8 @@ $(VENV)/.installed: requirements.txt
 venv: $(VENV)/.installed
 
 .env:
-	@echo "Writing .env with random development keys (DEBUG=true, SQLite, in-process Celery)."
-	@{ echo "DEBUG=true"; \
+	@echo "Writing .env with random development keys (DEBUG=false, SQLite, in-process Celery)."
+	@{ echo "DEBUG=false"; \
 	   echo "SECRET_KEY=$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))')"; \
 	   echo "LOG_FORMAT=plain"; \
 	   echo "FIELD_ENCRYPTION_KEYS=$$($(PYTHON) -c 'import base64, os; print(base64.urlsafe_b64encode(os.urandom(32)).decode())')"; \
