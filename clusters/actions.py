@@ -15,7 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.actions import audit_record, diff
-from clusters import converge, kube
+from clusters import converge, kube, kubeconfig
 from clusters.kubeconfig import KubeconfigError
 from clusters.models import Cluster
 from clusters.permissions import REQUIRED_PERMISSIONS, Permission
@@ -197,12 +197,17 @@ def _apply(cluster: Cluster, fields: dict[str, Any], *, creating: bool) -> None:
             errors["kubeconfig"] = [str(exc)]
         else:
             fields = {**fields, "api_server": summary.server, "ca_cert": "", "token": ""}
-    elif (
-        "api_server" in fields
-        and fields["api_server"]
-        and not str(fields["api_server"]).startswith(("https://", "http://"))
-    ):
-        errors["api_server"] = ["give the API server URL, e.g. 'https://10.0.0.1:6443'"]
+            insecure = kubeconfig.insecure_problems(
+                fields["kubeconfig"], allow_insecure=settings.ALLOW_INSECURE_CLUSTERS
+            )
+            if insecure:
+                errors["kubeconfig"] = insecure
+    elif fields.get("api_server"):
+        problem = kubeconfig.api_server_problem(
+            str(fields["api_server"]), allow_insecure=settings.ALLOW_INSECURE_CLUSTERS
+        )
+        if problem:
+            errors["api_server"] = [problem]
     if errors:
         raise DomainError(errors)
     credentials_before = [getattr(cluster, name) for name in CREDENTIAL_FIELDS]

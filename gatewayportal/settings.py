@@ -191,6 +191,9 @@ METRICS_TOKEN = env("METRICS_TOKEN", default="")
 
 SWEEP_INTERVAL_SECONDS = env.int("SWEEP_INTERVAL_SECONDS", default=300)
 HEALTH_CHECK_INTERVAL_SECONDS = env.int("HEALTH_CHECK_INTERVAL_SECONDS", default=300)
+# Cluster credentials over plain http://, with insecure-skip-tls-verify or a proxy-url are refused unless this is
+# set (test clusters only: the demo and the tests talk to kubesim over HTTP).
+ALLOW_INSECURE_CLUSTERS = env.bool("ALLOW_INSECURE_CLUSTERS", default=False)
 KUBE_REQUEST_TIMEOUT_SECONDS = env.float("KUBE_REQUEST_TIMEOUT_SECONDS", default=10.0)
 CERT_EXPIRY_WARNING_DAYS = env.int("CERT_EXPIRY_WARNING_DAYS", default=30)
 # Audit retention: unset keeps every event forever; dropped events are archived here first.
