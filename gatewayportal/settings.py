@@ -114,6 +114,8 @@ WHITENOISE_USE_FINDERS = True
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("MAX_REQUEST_BODY_BYTES", default=1024 * 1024)
 # Ticketing webhook deliveries accepted per source (DRF rate: "<count>/<second|minute|hour|day>").
 TICKETING_RATE_LIMIT = env("TICKETING_RATE_LIMIT", default="60/min")
+# Refused (unauthenticated) webhook requests accepted per client address before they answer 429.
+TICKETING_UNAUTHENTICATED_RATE_LIMIT = env("TICKETING_UNAUTHENTICATED_RATE_LIMIT", default="30/min")
 
 # Encryption at rest for private keys, cluster credentials and webhook secrets.
 # A comma-separated list of Fernet keys; the first encrypts, all decrypt (rotation).
