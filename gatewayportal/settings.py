@@ -188,6 +188,8 @@ CACHES = {
     )
 }
 
+# Default lifetime of the API tokens `create_api_token` issues (0: never expire).
+API_TOKEN_EXPIRY_DAYS = env.int("API_TOKEN_EXPIRY_DAYS", default=90)
 # When set, GET /metrics needs `Authorization: Bearer <METRICS_TOKEN>`.
 METRICS_TOKEN = env("METRICS_TOKEN", default="")
 

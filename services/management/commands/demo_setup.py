@@ -4,10 +4,11 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand
 from django.db import transaction
-from rest_framework.authtoken.models import Token
 
 from clusters.models import Cluster
+from gatewayportal import apitokens
 from gatewayportal.context import acting_as
+from gatewayportal.models import ApiToken
 from gatewayportal.roles import PLATFORM_GROUP
 from services import actions
 from services.models import Team
@@ -61,7 +62,9 @@ class Command(BaseCommand):
                     ingress_gateway="istio-system/ingress-gateway",
                     egress_gateway="istio-system/egress-gateway",
                 )
-            token, _ = Token.objects.get_or_create(user=member)
+            # Tokens are stored hashed: each run issues a fresh demo token (shown below) and drops the previous one.
+            ApiToken.objects.filter(user=member, name="demo").delete()
+            _, key = apitokens.issue(user=member, name="demo", expires_at=None)
         body = (
             '{"name": "hello", "namespace": "demo", "hosts": ["hello.demo.example.com"], '
             '"port": 80, "protocol": "HTTP", "traffic_type": "ingress", "clusters": ["local"]}'
@@ -70,10 +73,10 @@ class Command(BaseCommand):
             "\nGateway Portal demo is ready.\n"
             f"  Admin:    {portal_url}/admin/   (user {ADMIN[0]} / password {ADMIN[1]})\n"
             f"  API docs: {portal_url}/api/docs/\n"
-            f"  Team member {MEMBER[0]} (team 'demo') API token: {token.key}\n\n"
+            f"  Team member {MEMBER[0]} (team 'demo') API token: {key}\n\n"
             "Register a service on the local demo cluster:\n"
             f"  curl -sS -X POST {portal_url}/api/v1/gateway-services/ \\\n"
-            f"    -H 'Authorization: Token {token.key}' -H 'Content-Type: application/json' \\\n"
+            f"    -H 'Authorization: Token {key}' -H 'Content-Type: application/json' \\\n"
             f"    -d '{body}'\n\n"
-            f"Then see it land: curl -sS {portal_url}/api/v1/gateway-services/ -H 'Authorization: Token {token.key}'\n"
+            f"Then see it land: curl -sS {portal_url}/api/v1/gateway-services/ -H 'Authorization: Token {key}'\n"
         )
