@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from django.test import Client
 
-from tests.factories import make_user
+from tests.factories import api_token, make_user
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -66,9 +66,7 @@ def test_a_500_never_echoes_the_request(settings, monkeypatch):
 
     monkeypatch.setattr(views.GatewayServiceViewSet, "create", boom)
     user = make_user("root", platform=True)
-    from rest_framework.authtoken.models import Token
-
-    token = Token.objects.create(user=user).key
+    token = api_token(user)
     client = Client(raise_request_exception=False)
     for accept in ("text/html", "application/json"):
         response = client.post(
