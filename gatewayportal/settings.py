@@ -163,6 +163,9 @@ REST_FRAMEWORK = {
     ],
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "URL_FORMAT_OVERRIDE": None,
+    # Client addresses for per-client limits: X-Forwarded-For is trusted only through NUM_PROXIES proxies of
+    # our own (0: the connection's address, which no request header can forge).
+    "NUM_PROXIES": env.int("NUM_PROXIES", default=0),
 }
 
 SPECTACULAR_SETTINGS = {

@@ -99,3 +99,9 @@ def test_unauthenticated_requests_have_their_own_per_client_limit(source):
         headers=standard_headers(GENERIC_SECRET, "g", body),
     )
     assert signed.status_code == 200
+
+
+@override_settings(TICKETING_RATE_LIMIT="1000/min", TICKETING_UNAUTHENTICATED_RATE_LIMIT="3/min")
+def test_a_forged_forwarded_for_header_does_not_reset_the_client_limit(source):
+    answers = [unsigned("ops-generic", HTTP_X_FORWARDED_FOR=f"192.0.2.{i}").status_code for i in range(5)]
+    assert answers == [401, 401, 401, 429, 429]
