@@ -18,13 +18,15 @@ $(VENV)/.installed: requirements.txt
 venv: $(VENV)/.installed
 
 .env:
-	@echo "Writing .env with random development keys (DEBUG=true, SQLite, in-process Celery)."
-	@{ echo "DEBUG=true"; \
+	@echo "Writing .env with random development keys (DEBUG=false, SQLite, in-process Celery)."
+	@{ echo "DEBUG=false"; \
 	   echo "SECRET_KEY=$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))')"; \
 	   echo "LOG_FORMAT=plain"; \
 	   echo "FIELD_ENCRYPTION_KEYS=$$($(PYTHON) -c 'import base64, os; print(base64.urlsafe_b64encode(os.urandom(32)).decode())')"; \
 	 } > .env
 
+# The demo's kubesim cluster speaks plain HTTP, which the portal refuses by default.
+run: export ALLOW_INSECURE_CLUSTERS := true
 run: venv .env
 	@mkdir -p var
 	$(PY) manage.py migrate --noinput

@@ -1,12 +1,17 @@
-"""CSV export of audit events in constant memory: rows are read in chunks and written as they come."""
+"""CSV export of audit events in constant memory: rows are read in chunks and written as they come.
+
+Every CSV the portal writes comes from here and is safe to open in a spreadsheet: `defusedcsv` quotes a cell
+that starts with = + - @ | % (OWASP CSV injection); a leading tab or carriage return, which it lets through,
+is quoted the same way.
+"""
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Iterator
 from typing import Any
 
+from defusedcsv import csv
 from django.db.models import QuerySet
 
 from audit.models import EVENT_FIELDS, AuditEvent
@@ -37,4 +42,4 @@ def _cells(row: tuple[Any, ...]) -> list[Any]:
     cells[_AT_COLUMN] = cells[_AT_COLUMN].isoformat()
     for i in _JSON_COLUMNS:
         cells[i] = json.dumps(cells[i], sort_keys=True, ensure_ascii=False)
-    return cells
+    return [f"'{cell}" if isinstance(cell, str) and cell.startswith(("\t", "\r")) else cell for cell in cells]

@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from audit.actions import audit_record, diff
-from clusters import kube
+from clusters import kube, kubeconfig
 from clusters.enqueue import request_reconcile
 from clusters.kubeconfig import KubeconfigError
 from clusters.models import Cluster
@@ -110,12 +111,17 @@ def _apply(cluster: Cluster, fields: dict[str, Any], *, creating: bool) -> None:
             errors["kubeconfig"] = [str(exc)]
         else:
             fields = {**fields, "api_server": summary.server, "ca_cert": "", "token": ""}
-    elif (
-        "api_server" in fields
-        and fields["api_server"]
-        and not str(fields["api_server"]).startswith(("https://", "http://"))
-    ):
-        errors["api_server"] = ["give the API server URL, e.g. 'https://10.0.0.1:6443'"]
+            insecure = kubeconfig.insecure_problems(
+                fields["kubeconfig"], allow_insecure=settings.ALLOW_INSECURE_CLUSTERS
+            )
+            if insecure:
+                errors["kubeconfig"] = insecure
+    elif fields.get("api_server"):
+        problem = kubeconfig.api_server_problem(
+            str(fields["api_server"]), allow_insecure=settings.ALLOW_INSECURE_CLUSTERS
+        )
+        if problem:
+            errors["api_server"] = [problem]
     if errors:
         raise DomainError(errors)
     credentials_before = [getattr(cluster, name) for name in CREDENTIAL_FIELDS]

@@ -238,6 +238,8 @@ def build_client(credentials: Credentials) -> KubeClient:
         configuration = configuration_for(credentials)
     except kubeconfig.KubeconfigError as exc:
         raise PermanentError(str(exc))
+    except ValueError as exc:  # e.g. an api_server URL urllib cannot parse
+        raise PermanentError(f"the api_server address cannot be used: {exc}")
     if not configuration.host:
         raise PermanentError("the cluster has no api_server and no kubeconfig.")
     return KubeClient(k8s.ApiClient(configuration), timeout=settings.KUBE_REQUEST_TIMEOUT_SECONDS)
@@ -251,6 +253,8 @@ def _translated(doing: str) -> Iterator[None]:
         raise _from_api_exception(exc, doing)
     except (urllib3.exceptions.HTTPError, OSError) as exc:
         raise TransientError(f"{doing}: cannot reach the API server: {_root_cause(exc)}")
+    except (ValueError, TypeError) as exc:  # the answer could not be read as the Kubernetes API's (pydantic, JSON)
+        raise PermanentError(f"{doing}: the answer is not a Kubernetes API answer ({type(exc).__name__})")
 
 
 def _from_api_exception(exc: ApiException, doing: str) -> KubeError:

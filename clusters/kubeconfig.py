@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
+
+from gatewayportal import yamlsafe
 
 
 class KubeconfigError(ValueError):
@@ -41,7 +44,7 @@ _REFUSED_USER_KEYS = {
 def load(text: str) -> dict[str, Any]:
     """Parse the YAML into a dict, or say why it is not a kubeconfig."""
     try:
-        config = yaml.safe_load(text)
+        config = yamlsafe.load(text)
     except yaml.YAMLError as exc:
         raise KubeconfigError(f"kubeconfig is not valid YAML: {exc}")
     if not isinstance(config, dict) or config.get("kind", "Config") != "Config":
@@ -91,6 +94,44 @@ def summarize(text: str) -> KubeconfigSummary:
             "give a bearer `token` or client-certificate-data with client-key-data."
         )
     return KubeconfigSummary(context=context_name, cluster=cluster_name, user=user_name, server=server, auth=auth)
+
+
+INSECURE_HINT = "(a platform may allow it for test clusters with ALLOW_INSECURE_CLUSTERS=true)"
+
+
+def api_server_problem(url: str, *, allow_insecure: bool) -> str | None:
+    """Why an API server URL is refused, or None: https only (unless allowed), a host, no query, fragment or user."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises ValueError when the port is not a number in range)
+    except ValueError as exc:
+        return f"not a usable URL ({exc}); give e.g. 'https://10.0.0.1:6443'"
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        return "give the API server URL, e.g. 'https://10.0.0.1:6443'"
+    if parts.query or parts.fragment or url.endswith(("?", "#")) or parts.username or parts.password:
+        return "the API server URL takes no query, fragment or user; give e.g. 'https://10.0.0.1:6443'"
+    if parts.scheme == "http" and not allow_insecure:
+        return f"plain http:// is refused, give an https:// URL {INSECURE_HINT}"
+    return None
+
+
+def insecure_problems(text: str, *, allow_insecure: bool) -> list[str]:
+    """What in a kubeconfig's clusters weakens TLS or sends traffic elsewhere (server, verification, proxy)."""
+    problems = []
+    for name, entry in _named(load(text), "clusters").items():
+        cluster = entry.get("cluster") or {}
+        if not isinstance(cluster, dict):
+            continue
+        server_problem = api_server_problem(str(cluster.get("server") or ""), allow_insecure=allow_insecure)
+        if server_problem:
+            problems.append(f"kubeconfig cluster {name!r}: server: {server_problem}")
+        if allow_insecure:
+            continue
+        if cluster.get("insecure-skip-tls-verify"):
+            problems.append(f"kubeconfig cluster {name!r}: insecure-skip-tls-verify is refused {INSECURE_HINT}")
+        if cluster.get("proxy-url"):
+            problems.append(f"kubeconfig cluster {name!r}: proxy-url is refused {INSECURE_HINT}")
+    return problems
 
 
 def _named(config: dict[str, Any], key: str) -> dict[str, dict[str, Any]]:

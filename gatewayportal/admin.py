@@ -1,6 +1,8 @@
 """The admin's shared base: read-only pages, object buttons, badges, and forms whose clean() runs the action.
 
-Every app's admin builds on these; none imports another app's admin. Nothing here is registered.
+Every app's admin builds on these; none imports another app's admin. The one page registered here is the
+project's own model, API tokens: listed and revocable, never shown (only their prefix); created with
+`create_api_token`.
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ from django.http import Http404, HttpRequest, HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
+from rest_framework.authtoken.models import TokenProxy
 
 from gatewayportal.context import acting_as
 from gatewayportal.exceptions import DomainError
+from gatewayportal.models import ApiToken
 
 # The colours of states in badges, named by what they mean so every app maps its own states onto them.
 GREEN = "#2e7d32"  # done, healthy
@@ -275,3 +279,22 @@ class ObjectButtonsMixin:
                     label = getattr(self, name).short_description
                     buttons.append({"name": name, "label": label, "url": url})
         return super().change_view(request, object_id, form_url, {"object_buttons": buttons, **(extra_context or {})})
+
+
+# --- API tokens ---------------------------------------------------------------------------------------------------
+
+# DRF's own token page lists every key in clear; the portal's tokens live in ApiToken, hashed.
+if admin.site.is_registered(TokenProxy):
+    admin.site.unregister(TokenProxy)
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    list_display = ("name", "user", "prefix", "created_at", "expires_at", "last_used_at", "revoked")
+    list_filter = ("revoked",)
+    search_fields = ("name", "user__username", "prefix")
+    fields = ("user", "name", "prefix", "created_at", "expires_at", "last_used_at", "revoked")
+    readonly_fields = ("user", "prefix", "created_at", "last_used_at")
+
+    def has_add_permission(self, request) -> bool:
+        return False  # a token is shown once, by `manage.py create_api_token <username> --name ...`

@@ -1,6 +1,6 @@
 """DRF authentication that also names the actor for audit events and log lines."""
 
-from rest_framework import authentication
+from rest_framework import authentication, exceptions
 
 from gatewayportal.context import set_actor_name
 
@@ -14,7 +14,15 @@ class _NamesActor:
 
 
 class TokenAuthentication(_NamesActor, authentication.TokenAuthentication):
-    pass
+    """`Authorization: Token <key>`, checked against the hashed, expiring API tokens (`gatewayportal.apitokens`)."""
+
+    def authenticate_credentials(self, key):
+        from gatewayportal import apitokens  # models are not ready when settings import this module
+
+        token = apitokens.check(key)
+        if token is None:
+            raise exceptions.AuthenticationFailed("Invalid, expired or revoked token.")
+        return (token.user, token)
 
 
 class SessionAuthentication(_NamesActor, authentication.SessionAuthentication):

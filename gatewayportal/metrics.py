@@ -13,10 +13,12 @@ Several processes (gunicorn workers, Celery prefork children) each hold their ow
 from __future__ import annotations
 
 import argparse
+import hmac
 import os
 import time
 from collections.abc import Callable, Iterator
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.urls import path
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
@@ -81,7 +83,19 @@ def _process_registry() -> CollectorRegistry:
     return registry
 
 
+def scrape_allowed(authorization: str, token: str) -> bool:
+    """With a METRICS_TOKEN configured, only `Authorization: Bearer <it>` may scrape (compared in constant time)."""
+    if not token:
+        return True
+    scheme, _, presented = authorization.partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(presented.strip().encode(), token.encode())
+
+
 def metrics_view(request: HttpRequest) -> HttpResponse:
+    if not scrape_allowed(request.headers.get("Authorization", ""), settings.METRICS_TOKEN):
+        response = HttpResponse("Metrics need Authorization: Bearer <METRICS_TOKEN>.\n", status=401)
+        response["WWW-Authenticate"] = "Bearer"
+        return response
     registry = _process_registry()
     for factory in _state_collectors.values():
         registry.register(factory())

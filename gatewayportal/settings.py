@@ -1,5 +1,6 @@
 """Settings, all read from the environment (and an optional `.env` file) in one place."""
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -29,7 +30,9 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_prometheus",
+    "axes",
     "gatewayportal",
     "audit",
     "clusters",
@@ -51,6 +54,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
+    # Last, as django-axes asks: answers a locked-out login.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "gatewayportal.urls"
@@ -79,8 +84,39 @@ DATABASES["default"].setdefault("ATOMIC_REQUESTS", False)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# Login lockout (django-axes): after AXES_FAILURE_LIMIT failed admin logins for one username from one address,
+# that pair is refused for AXES_COOLOFF_MINUTES. API tokens do not go through the login form and are unaffected.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+
+# Production hardening, all off by default: with DEBUG=false and nothing set, the portal serves plain HTTP
+# behind a TLS-terminating proxy. docs/operations.md lists the values for production.
+# e.g. SECURE_PROXY_SSL_HEADER=HTTP_X_FORWARDED_PROTO,https (the header the proxy sets, and its HTTPS value).
+SECURE_PROXY_SSL_HEADER = tuple(env.list("SECURE_PROXY_SSL_HEADER", default=[])) or None
+if SECURE_PROXY_SSL_HEADER is not None and len(SECURE_PROXY_SSL_HEADER) != 2:
+    raise environ.ImproperlyConfigured(
+        "SECURE_PROXY_SSL_HEADER must be '<header>,<value>', e.g. HTTP_X_FORWARDED_PROTO,https"
+    )
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+# Probes and scrapes reach pods over plain HTTP from inside the cluster: never redirected.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=False)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=False)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -89,11 +125,15 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "var" / "static"
+# WhiteNoise also serves the apps' static files without `collectstatic` (the `make run` demo runs with DEBUG=false).
+WHITENOISE_USE_FINDERS = True
 
 # Request bodies: the API refuses anything larger with 413.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("MAX_REQUEST_BODY_BYTES", default=1024 * 1024)
 # Ticketing webhook deliveries accepted per source (DRF rate: "<count>/<second|minute|hour|day>").
 TICKETING_RATE_LIMIT = env("TICKETING_RATE_LIMIT", default="60/min")
+# Refused (unauthenticated) webhook requests accepted per client address before they answer 429.
+TICKETING_UNAUTHENTICATED_RATE_LIMIT = env("TICKETING_UNAUTHENTICATED_RATE_LIMIT", default="30/min")
 
 # Encryption at rest for private keys, cluster credentials and webhook secrets.
 # A comma-separated list of Fernet keys; the first encrypts, all decrypt (rotation).
@@ -123,6 +163,9 @@ REST_FRAMEWORK = {
     ],
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "URL_FORMAT_OVERRIDE": None,
+    # Client addresses for per-client limits: X-Forwarded-For is trusted only through NUM_PROXIES proxies of
+    # our own (0: the connection's address, which no request header can forge).
+    "NUM_PROXIES": env.int("NUM_PROXIES", default=0),
 }
 
 SPECTACULAR_SETTINGS = {
@@ -130,6 +173,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Register gateway services on the shared Istio gateways of many clusters.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI's assets come from the pinned drf-spectacular-sidecar package, served as static files: no CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
@@ -162,8 +209,16 @@ CACHES = {
     )
 }
 
+# Default lifetime of the API tokens `create_api_token` issues (0: never expire).
+API_TOKEN_EXPIRY_DAYS = env.int("API_TOKEN_EXPIRY_DAYS", default=90)
+# When set, GET /metrics needs `Authorization: Bearer <METRICS_TOKEN>`.
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
+
 SWEEP_INTERVAL_SECONDS = env.int("SWEEP_INTERVAL_SECONDS", default=300)
 HEALTH_CHECK_INTERVAL_SECONDS = env.int("HEALTH_CHECK_INTERVAL_SECONDS", default=300)
+# Cluster credentials over plain http://, with insecure-skip-tls-verify or a proxy-url are refused unless this is
+# set (test clusters only: the demo and the tests talk to kubesim over HTTP).
+ALLOW_INSECURE_CLUSTERS = env.bool("ALLOW_INSECURE_CLUSTERS", default=False)
 KUBE_REQUEST_TIMEOUT_SECONDS = env.float("KUBE_REQUEST_TIMEOUT_SECONDS", default=10.0)
 CERT_EXPIRY_WARNING_DAYS = env.int("CERT_EXPIRY_WARNING_DAYS", default=30)
 # Audit retention: unset keeps every event forever; dropped events are archived here first.

@@ -7,6 +7,7 @@ from typing import Any
 import yaml
 from django.db import transaction
 
+from gatewayportal import yamlsafe
 from gatewayportal.exceptions import DomainError
 from services import actions
 from services.models import GatewayService, Team
@@ -17,7 +18,7 @@ KIND = "GatewayService"
 
 def parse_documents(text: str) -> list[Any]:
     try:
-        return list(yaml.safe_load_all(text))
+        return list(yamlsafe.load_all(text))
     except yaml.YAMLError as exc:
         raise DomainError({"non_field_errors": [f"The body is not valid YAML: {exc}"]}) from exc
 

@@ -61,17 +61,15 @@ def percentile(values: list[float], fraction: float) -> float:
 
 def seed() -> str:
     """10,000 services of one team (as tests.bench builds them), a cluster, and a member's API token."""
-    from rest_framework.authtoken.models import Token
-
     from services.models import GatewayService, GatewayServiceRevision
     from tests.bench import create_services  # importing tests.bench after setup leaves these settings alone
-    from tests.factories import make_cluster, make_team, make_user
+    from tests.factories import api_token, make_cluster, make_team, make_user
 
     user = make_user("bench")
     team = make_team("payments", members=[user])
     make_cluster("prod-eu-1")
     create_services(team, "prod-eu-1", SERVICES, GatewayService, GatewayServiceRevision)
-    return Token.objects.create(user=user).key
+    return api_token(user)
 
 
 def start_gunicorn(port: int) -> subprocess.Popen:

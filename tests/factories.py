@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from clusters.models import Cluster
+from gatewayportal import apitokens
 from services.models import Team
 
 User = get_user_model()
@@ -44,10 +44,14 @@ def make_cluster(name: str = "prod-eu-1", **fields: Any) -> Cluster:
     return Cluster.objects.create(name=name, **fields)
 
 
+def api_token(user, name: str = "tests") -> str:
+    """A new API token of the user (the key, which only exists in the caller's hands)."""
+    return apitokens.issue(user=user, name=name, expires_at=None)[1]
+
+
 def api_client(user) -> APIClient:
     client = APIClient()
-    token, _ = Token.objects.get_or_create(user=user)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {api_token(user)}")
     return client
 
 

@@ -15,6 +15,8 @@ os.environ.setdefault(
     "0UW2N0yqGo0X5uSm_0ZbM3nnAV6yQ7v4J0u6cEoXh4k=,Jm3S6m9h1-3H0A9Yb8oQyJQ3b2d9wC0m0KXW7F5v3_s=",
 )
 os.environ.setdefault("LOG_FORMAT", "plain")
+# kubesim serves plain HTTP; tests of the refusal switch it off themselves.
+os.environ.setdefault("ALLOW_INSECURE_CLUSTERS", "true")
 
 from gatewayportal.settings import *  # noqa: E402,F403
 from gatewayportal.settings import DATABASES, env  # noqa: E402

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -21,6 +23,8 @@ from ticketing import parsers, signatures
 from ticketing.models import SourceKind, TicketingSource, WebhookDelivery
 from ticketing.parsers import TicketEvent
 from ticketing.selectors import ticketing_source_by_name
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_OVERLAP_SECONDS = 24 * 60 * 60
 _AUDITED_FIELDS = ("name", "kind", "team", "approved_statuses", "rejected_statuses", "enabled")
@@ -117,6 +121,14 @@ class WebhookAnswer:
 
 
 _UNKNOWN = {"detail": "No enabled ticketing source with this name."}
+_CLIENT_LIMITED = {"detail": "Too many unauthenticated requests from this client."}
+_SOURCE_LIMITED = {"detail": "Too many deliveries for this source."}
+# Refused deliveries to a known source: at most one audit event per (source, reason) in this window, with a count.
+REFUSAL_AUDIT_WINDOW_SECONDS = 60
+
+
+def _always() -> bool:
+    return True
 
 
 def webhook_receive(
@@ -126,58 +138,103 @@ def webhook_receive(
     content_length: int | None,
     read_body: Callable[[], bytes],
     now: datetime | None = None,
+    source_allowed: Callable[[], bool] = _always,
+    client_allowed: Callable[[], bool] = _always,
 ) -> WebhookAnswer:
-    """Authenticate, parse and act on one delivery; every delivery, refused or not, leaves an audit event.
+    """Authenticate, then throttle, parse and act on one delivery.
 
+    Authentication comes first: only authenticated deliveries count against the source's budget
+    (`source_allowed`), so unsigned floods cannot silence a source; refusals before authentication count against
+    the sending client's own budget (`client_allowed`). Unknown sources are logged, never audited; refusals to a
+    known source are logged each and audited at most once a minute per reason (`webhook_refuse`).
     `read_body` is called only once the source is known and the announced length is within the limit.
     """
     now = now or timezone.now()
     source = ticketing_source_by_name(name=source_name)
+    if source is None:
+        logger.info("webhook refused: unknown_source", extra={"source_name": source_name[:150], "status": 404})
+        return WebhookAnswer(404, _UNKNOWN)
     # A disabled source answers exactly like an unknown one: senders learn nothing, the audit event says why.
-    if source is None or not source.enabled:
-        reason = "unknown_source" if source is None else "source_disabled"
-        return webhook_refuse(source_name=source_name, status=404, reason=reason, body=_UNKNOWN)
+    if not source.enabled:
+        return _unauthenticated(source, client_allowed, status=404, reason="source_disabled", body=_UNKNOWN)
     limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    too_large = {"detail": f"The body exceeds the limit of {limit} bytes."}
     if content_length is not None and content_length > limit:
-        return _too_large(source_name, limit)
+        return _unauthenticated(source, client_allowed, status=413, reason="body_too_large", body=too_large)
     body = read_body()
     if len(body) > limit:
-        return _too_large(source_name, limit)
+        return _unauthenticated(source, client_allowed, status=413, reason="body_too_large", body=too_large)
     try:
         event = _authenticated_event(source, headers=headers, body=body, now=now)
     except signatures.Unauthenticated as exc:
-        return webhook_refuse(source_name=source_name, status=401, reason="bad_signature", body={"detail": str(exc)})
+        return _unauthenticated(source, client_allowed, status=401, reason="bad_signature", body={"detail": str(exc)})
     except signatures.StaleTimestamp as exc:
-        return webhook_refuse(
-            source_name=source_name, status=400, reason="stale_timestamp", body={"timestamp": [str(exc)]}
+        return _unauthenticated(
+            source, client_allowed, status=400, reason="stale_timestamp", body={"timestamp": [str(exc)]}
         )
     except signatures.MalformedHeader as exc:
-        return webhook_refuse(
-            source_name=source_name, status=400, reason="malformed_header", body={exc.header: [str(exc)]}
+        return _unauthenticated(
+            source, client_allowed, status=400, reason="malformed_header", body={exc.header: [str(exc)]}
         )
     except parsers.MalformedPayload as exc:
-        return webhook_refuse(source_name=source_name, status=400, reason="malformed_body", body=exc.errors)
+        return webhook_refuse(source=source, status=400, reason="malformed_body", body=exc.errors)
+    if not source_allowed():
+        return webhook_refuse(source=source, status=429, reason="rate_limited", body=_SOURCE_LIMITED)
     return _handle(source, event)
 
 
-def webhook_refuse(*, source_name: str, status: int, reason: str, body: dict[str, Any]) -> WebhookAnswer:
-    """Answer a refused delivery and record why (never the secret, the signature or the body)."""
-    source = ticketing_source_by_name(name=source_name)
-    with acting_as(name=source_name[:150], source="webhook"):
-        audit_record(
-            action="webhook.refused",
-            object_type="ticketing_source",
-            object_id=str(source.pk) if source else "",
-            object_repr=source_name,
-            team=source.team.slug if source else None,
-            data={"reason": reason, "status": status, "detail": body},
-        )
+def _unauthenticated(
+    source: TicketingSource, client_allowed: Callable[[], bool], *, status: int, reason: str, body: dict[str, Any]
+) -> WebhookAnswer:
+    """A refusal before the sender proved who it is: it spends the client's budget, never the source's."""
+    if not client_allowed():
+        return webhook_refuse(source=source, status=429, reason="client_rate_limited", body=_CLIENT_LIMITED)
+    return webhook_refuse(source=source, status=status, reason=reason, body=body)
+
+
+def refusal_gate_key(source: TicketingSource, reason: str) -> str:
+    return f"ticketing:refused:{source.pk}:{reason}:gate"
+
+
+def webhook_refuse(*, source: TicketingSource, status: int, reason: str, body: dict[str, Any]) -> WebhookAnswer:
+    """Answer a refused delivery to a known source: logged every time, audited at most once a window.
+
+    The audit event counts the refusals since the previous one (never the secret, the signature or the body).
+    """
+    logger.info("webhook refused: %s", reason, extra={"source_name": source.name, "status": status, "reason": reason})
+    count = _refusals_to_audit(source, reason)
+    if count:
+        with acting_as(name=source.name[:150], source="webhook"):
+            audit_record(
+                action="webhook.refused",
+                object_type="ticketing_source",
+                object_id=str(source.pk),
+                object_repr=source.name,
+                team=source.team.slug,
+                data={
+                    "reason": reason,
+                    "status": status,
+                    "detail": body,
+                    "count": count,
+                    "window_seconds": REFUSAL_AUDIT_WINDOW_SECONDS,
+                },
+            )
     return WebhookAnswer(status, body)
 
 
-def _too_large(source_name: str, limit: int) -> WebhookAnswer:
-    body = {"detail": f"The body exceeds the limit of {limit} bytes."}
-    return webhook_refuse(source_name=source_name, status=413, reason="body_too_large", body=body)
+def _refusals_to_audit(source: TicketingSource, reason: str) -> int:
+    """0 while this (source, reason) was audited within the window; else the refusals counted since (this one too)."""
+    counter = f"ticketing:refused:{source.pk}:{reason}:count"
+    try:
+        cache.add(counter, 0, timeout=None)
+        count = cache.incr(counter)
+        if not cache.add(refusal_gate_key(source, reason), 1, timeout=REFUSAL_AUDIT_WINDOW_SECONDS):
+            return 0
+        cache.decr(counter, count)
+        return count
+    except Exception:  # noqa: BLE001 (a cache outage must not hide refusals: audit each one meanwhile)
+        logger.warning("webhook refusal counter unavailable; auditing this refusal", exc_info=True)
+        return 1
 
 
 def _authenticated_event(

@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from gatewayportal import yamlsafe
 from ticketing.signatures import body_digest
 
 APPROVED, REJECTED, CREATED, IGNORED = "approved", "rejected", "created", "ignored"
@@ -146,7 +147,7 @@ def _request_from_description(description: Any) -> dict[str, Any]:
     if block:
         text = next(g for g in block.groups() if g is not None)
     try:
-        service = yaml.safe_load(text)
+        service = yamlsafe.load(text)
     except yaml.YAMLError as exc:
         raise ValueError(f"The description's gateway service request is not valid YAML or JSON: {exc}") from exc
     if not isinstance(service, dict):

@@ -8,11 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from rest_framework.authtoken.models import Token
-
 from audit.models import AuditEvent
 from tests.certs import make_ca, make_cert
-from tests.factories import api_client, http_service, make_team, make_user
+from tests.factories import api_client, api_token, http_service, make_team, make_user
 
 MEMBER = "alice"
 OTHER_MEMBER = "bob"
@@ -59,8 +57,8 @@ def build_world() -> World:
     )
     event = AuditEvent.objects.filter(team="ledger").order_by("-id").first()
     return World(
-        member_token=Token.objects.get_or_create(user=member)[0].key,
-        platform_token=Token.objects.get_or_create(user=platform)[0].key,
+        member_token=api_token(member),
+        platform_token=api_token(platform),
         own_service=own["id"],
         other_service=other_service["id"],
         other_audit_event=event.pk if event else 0,

@@ -322,12 +322,23 @@ def test_unauthenticated_is_401():
     assert APIClient().get(URL).status_code == 401
 
 
-def test_create_api_token_prints_a_stable_token(alice, capsys):
+def test_create_api_token_prints_a_new_token_once(alice, capsys):
     call_command("create_api_token", "alice")
-    first = capsys.readouterr().out.strip()
+    first = capsys.readouterr().out.strip().splitlines()[-1].split()[-1]
     call_command("create_api_token", "alice")
-    assert capsys.readouterr().out.strip() == first
-    assert len(first) == 40
+    second = capsys.readouterr().out.strip().splitlines()[-1].split()[-1]
+    assert first != second
+    assert len(first) >= 40
+    for key in (first, second):
+        assert api_client_for_key(key).get(URL).status_code == 200
+
+
+def api_client_for_key(key: str):
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    return client
 
 
 def test_schema_describes_the_contract(client):

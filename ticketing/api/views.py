@@ -4,7 +4,7 @@ import hashlib
 
 from django.conf import settings
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import mixins, status, throttling, viewsets
+from rest_framework import mixins, throttling, viewsets
 from rest_framework.decorators import action
 from rest_framework.permissions import AllowAny
 from rest_framework.renderers import JSONRenderer
@@ -72,7 +72,7 @@ class TicketingSourceViewSet(
 
 
 class PerSourceThrottle(throttling.SimpleRateThrottle):
-    """Deliveries per source name, whoever sends them: a flood at one source cannot starve the others."""
+    """Authenticated deliveries per source: a flood at one source cannot starve the others."""
 
     scope = "ticketing_webhook"
 
@@ -85,16 +85,30 @@ class PerSourceThrottle(throttling.SimpleRateThrottle):
         return self.cache_format % {"scope": self.scope, "ident": ident}
 
 
+class UnauthenticatedClientThrottle(throttling.SimpleRateThrottle):
+    """Refusals before authentication per client address: they never spend a source's budget."""
+
+    scope = "ticketing_webhook_unauthenticated"
+
+    def get_rate(self) -> str:
+        return settings.TICKETING_UNAUTHENTICATED_RATE_LIMIT
+
+    def get_cache_key(self, request, view) -> str:
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+
+
 class TicketingWebhookView(APIView):
     """Inbound deliveries of a ticketing source, authenticated by their signature or bearer token.
 
     Refusals: 404 unknown or disabled source (indistinguishable on purpose), 413 body over the limit,
-    401 missing or wrong signature/token, 400 stale timestamp or malformed body, 429 over the per-source rate.
+    401 missing or wrong signature/token, 400 stale timestamp or malformed body, 429 over the per-source rate
+    (authenticated deliveries) or over the client's rate of unauthenticated requests.
     """
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
-    throttle_classes = [PerSourceThrottle]
+    # Throttled inside `webhook_receive`, after the signature check (see there).
+    throttle_classes: list = []
     renderer_classes = [JSONRenderer]
     # The raw body is what is signed; DRF must not parse it.
     parser_classes: list = []
@@ -107,7 +121,7 @@ class TicketingWebhookView(APIView):
             401: OpenApiResponse(description="Missing or wrong signature or token"),
             404: OpenApiResponse(description="Unknown or disabled source"),
             413: OpenApiResponse(description="Body over 1 MiB"),
-            429: OpenApiResponse(description="Too many deliveries for this source"),
+            429: OpenApiResponse(description="Too many deliveries for this source, or unauthenticated ones from you"),
         },
     )
     def post(self, request: Request, source: str) -> Response:
@@ -116,17 +130,10 @@ class TicketingWebhookView(APIView):
             headers=request.headers,
             content_length=_content_length(request),
             read_body=lambda: request.body,
+            source_allowed=lambda: PerSourceThrottle().allow_request(request, self),
+            client_allowed=lambda: UnauthenticatedClientThrottle().allow_request(request, self),
         )
         return Response(answer.body, status=answer.status)
-
-    def throttled(self, request: Request, wait: float | None) -> None:
-        actions.webhook_refuse(
-            source_name=self.kwargs["source"],
-            status=status.HTTP_429_TOO_MANY_REQUESTS,
-            reason="rate_limited",
-            body={"detail": "Too many deliveries for this source."},
-        )
-        super().throttled(request, wait)
 
 
 def _content_length(request: Request) -> int | None:

@@ -4,10 +4,13 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand
 from django.db import transaction
-from rest_framework.authtoken.models import Token
 
+from clusters.actions import cluster_create, cluster_update
 from clusters.models import Cluster
+from clusters.tasks import sweep_gateways
+from gatewayportal import apitokens
 from gatewayportal.context import acting_as
+from gatewayportal.models import ApiToken
 from gatewayportal.roles import PLATFORM_GROUP
 from services import actions
 from services.models import Team
@@ -17,7 +20,10 @@ MEMBER = ("alice", "alice")
 
 
 class Command(BaseCommand):
-    help = "Creates the demo admin, team, member and local kubesim cluster (idempotent) and prints how to use them."
+    help = (
+        "Creates the demo admin, team, member and local kubesim cluster (idempotent), points the cluster at this "
+        "run's kubesim, reconciles every gateway, and prints how to use them."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--kubesim-port", type=int, default=18443)
@@ -50,18 +56,26 @@ class Command(BaseCommand):
                         "members": [member],
                     }
                 )
-            if not Cluster.objects.filter(name="local").exists():
-                from clusters.actions import cluster_create
-
+            address = f"http://127.0.0.1:{kubesim_port}"
+            cluster = Cluster.objects.filter(name="local").first()
+            if cluster is None:
                 cluster_create(
                     name="local",
-                    api_server=f"http://127.0.0.1:{kubesim_port}",
+                    api_server=address,
                     token=kubesim_token,
                     labels={"env": "demo"},
                     ingress_gateway="istio-system/ingress-gateway",
                     egress_gateway="istio-system/egress-gateway",
                 )
-            token, _ = Token.objects.get_or_create(user=member)
+            else:
+                # A new run may use another KUBESIM_PORT or token: follow it (a no-op, unaudited, when unchanged).
+                cluster_update(cluster=cluster, api_server=address, token=kubesim_token)
+            # Tokens are stored hashed: each run issues a fresh demo token (shown below) and drops the previous one.
+            ApiToken.objects.filter(user=member, name="demo").delete()
+            _, key = apitokens.issue(user=member, name="demo", expires_at=None)
+        # kubesim starts empty on every run: put every service already in the database back now, not at the next sweep.
+        with acting_as(name="demo_setup", source="cli"):
+            sweep_gateways()
         body = (
             '{"name": "hello", "namespace": "demo", "hosts": ["hello.demo.example.com"], '
             '"port": 80, "protocol": "HTTP", "traffic_type": "ingress", "clusters": ["local"]}'
@@ -70,10 +84,10 @@ class Command(BaseCommand):
             "\nGateway Portal demo is ready.\n"
             f"  Admin:    {portal_url}/admin/   (user {ADMIN[0]} / password {ADMIN[1]})\n"
             f"  API docs: {portal_url}/api/docs/\n"
-            f"  Team member {MEMBER[0]} (team 'demo') API token: {token.key}\n\n"
+            f"  Team member {MEMBER[0]} (team 'demo') API token: {key}\n\n"
             "Register a service on the local demo cluster:\n"
             f"  curl -sS -X POST {portal_url}/api/v1/gateway-services/ \\\n"
-            f"    -H 'Authorization: Token {token.key}' -H 'Content-Type: application/json' \\\n"
+            f"    -H 'Authorization: Token {key}' -H 'Content-Type: application/json' \\\n"
             f"    -d '{body}'\n\n"
-            f"Then see it land: curl -sS {portal_url}/api/v1/gateway-services/ -H 'Authorization: Token {token.key}'\n"
+            f"Then see it land: curl -sS {portal_url}/api/v1/gateway-services/ -H 'Authorization: Token {key}'\n"
         )

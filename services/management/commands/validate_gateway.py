@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from gatewayportal import yamlsafe
 from services.validation.istio import Issue, validate_gateway
 
 EXIT_INVALID = 1
@@ -27,7 +28,7 @@ def read_documents(text: str) -> list[Any]:
             pass  # YAML flow style also starts with '{' or '['; let the YAML parser judge it.
         else:
             return loaded if isinstance(loaded, list) else [loaded]
-    return [document for document in yaml.safe_load_all(text) if document is not None]
+    return [document for document in yamlsafe.load_all(text) if document is not None]
 
 
 def document_report(index: int, document: Any) -> dict[str, Any]:
