@@ -38,6 +38,8 @@ def audit_record(
     another; the SIEM log line is emitted only once the change is committed.
     """
     ctx = current_actor()
+    if ctx.identity and (actor is None or actor == ctx.name):
+        data = {**(data or {}), "identity": ctx.identity}
     with transaction.atomic():
         chain.lock_chain()
         event = AuditEvent(

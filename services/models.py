@@ -14,6 +14,14 @@ class Team(models.Model):
     allowed_domains = models.JSONField(default=list, help_text="DNS domains the team may expose.")
     allow_wildcards = models.BooleanField(default=False)
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="teams", blank=True)
+    idp_groups = models.JSONField(
+        default=list, blank=True, help_text="Identity-provider groups whose members belong to the team."
+    )
+    trusted_identities = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Workload identities (CI pipelines) that act as the team: {issuer, audience, claims: {claim: glob}}.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -116,3 +124,6 @@ class GatewayServiceStatus(models.Model):
 
     def __str__(self) -> str:
         return f"{self.service} on {self.cluster}: {self.state}"
+
+
+from services.identity.models import ExternalIdentity  # noqa: E402,F401  (the app's models live in one registry)
