@@ -6,6 +6,7 @@ import logging
 
 from django.conf import settings
 from django.contrib.auth.models import User
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
 from gatewayportal.context import set_actor_name
@@ -78,3 +79,17 @@ class JWTAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request) -> str:
         return f'{self.keyword} realm="api"'
+
+
+class JWTAuthenticationScheme(OpenApiAuthenticationExtension):
+    target_class = "services.identity.authentication.JWTAuthentication"
+    name = "bearerJWT"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "JWT",
+            "description": "An access token of OIDC_ISSUER for OIDC_API_AUDIENCE, or a pipeline's identity token "
+            "that a team's trusted_identities accept.",
+        }

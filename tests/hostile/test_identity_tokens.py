@@ -10,10 +10,13 @@ import base64
 import hashlib
 import hmac
 import json
+import ssl
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import jwt
 import pytest
@@ -23,6 +26,7 @@ from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 from rest_framework.test import APIClient
 
 from services.identity import discovery
+from tests.certs import Generated, make_ca, make_cert
 from tests.factories import make_team
 
 pytestmark = pytest.mark.django_db
@@ -34,7 +38,7 @@ TEAMS = "/api/v1/teams/"
 class Issuer:
     """An OpenID issuer: a discovery document and a JWKS whose keys the test can rotate; requests are counted."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: Generated | None = None) -> None:
         self.keys = {
             "rsa-a": rsa.generate_private_key(public_exponent=65537, key_size=2048),
             "rsa-b": rsa.generate_private_key(public_exponent=65537, key_size=2048),
@@ -66,7 +70,16 @@ class Issuer:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        scheme = "http"
+        if tls is not None:
+            scheme = "https"
+            folder = Path(tempfile.mkdtemp())
+            (folder / "cert.pem").write_text(tls.cert_pem)
+            (folder / "key.pem").write_text(tls.key_pem)
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(folder / "cert.pem", folder / "key.pem")
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        self.url = f"{scheme}://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
 
     def public_jwk(self, kid: str) -> dict:
@@ -87,7 +100,10 @@ class Issuer:
 
 @pytest.fixture
 def issuer(settings) -> Iterator[Issuer]:
-    server = Issuer()
+    yield from serve(settings, Issuer())
+
+
+def serve(settings, server: Issuer) -> Iterator[Issuer]:
     settings.OIDC_ISSUER = server.url
     settings.OIDC_API_AUDIENCE = AUDIENCE
     settings.OIDC_PLATFORM_GROUPS = []
@@ -200,3 +216,30 @@ def test_missing_required_claims_are_refused(issuer):
 def test_garbage_bearer_is_refused(issuer):
     assert call("not-a-jwt").status_code == 401
     assert issuer.requests == []
+
+
+@pytest.fixture
+def internal_ca_issuer(settings, monkeypatch) -> Iterator[tuple[Issuer, Generated]]:
+    for variable in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"):
+        monkeypatch.delenv(variable, raising=False)
+    ca = make_ca("Internal CA")
+    leaf = make_cert(common_name="127.0.0.1", dns_names=["localhost"], ip_addresses=["127.0.0.1"], issuer=ca)
+    for server in serve(settings, Issuer(tls=leaf)):
+        yield server, ca
+
+
+def test_https_issuer_is_verified_against_the_system_store(internal_ca_issuer):
+    server, _ = internal_ca_issuer
+    response = call(server.mint())
+    assert response.status_code == 401
+    assert "cannot be reached" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("variable", ["SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"])
+def test_an_internal_ca_is_trusted_through_the_environment(internal_ca_issuer, monkeypatch, tmp_path, variable):
+    server, ca = internal_ca_issuer
+    bundle = tmp_path / "internal-ca.pem"
+    bundle.write_text(ca.cert_pem)
+    monkeypatch.setenv(variable, str(bundle))
+    response = call(server.mint())
+    assert response.status_code == 200, response.json()
