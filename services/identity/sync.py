@@ -12,13 +12,17 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import Group, Permission, User
 from django.db import transaction
+from django.utils import timezone
 
+from audit.actions import audit_record
 from gatewayportal.roles import PLATFORM_GROUP
 from services.identity.models import ExternalIdentity
 from services.models import Team
 
 # The admin's permissions platform engineers hold through the platform group.
 PLATFORM_APPS = ("services", "clusters", "audit", "ticketing")
+# An identity's last_seen is written at most this often (bearer calls would otherwise write on every request).
+LAST_SEEN_RESOLUTION_SECONDS = 300
 
 
 def groups_from(claims: dict[str, Any]) -> set[str]:
@@ -53,8 +57,10 @@ def person(*, issuer: str, claims: dict[str, Any]) -> User:
             user = identity.user
             if email and identity.email != email:
                 identity.email = email
-            identity.save()  # last_seen
-        sync_roles(user, groups_from(claims))
+                identity.save()
+            else:
+                _touch(identity)
+        sync_roles(user, groups_from(claims), identity=identity.as_audit())
     user._gp_identity = identity.as_audit()
     return user
 
@@ -77,7 +83,7 @@ def workload(*, issuer: str, subject: str, teams: list[Team]) -> User:
                 user=user, kind=ExternalIdentity.Kind.WORKLOAD, issuer=issuer, subject=subject
             )
         else:
-            identity.save()
+            _touch(identity)
         user = identity.user
         wanted = {t.pk for t in teams}
         if set(user.teams.values_list("pk", flat=True)) != wanted:
@@ -86,9 +92,12 @@ def workload(*, issuer: str, subject: str, teams: list[Team]) -> User:
     return user
 
 
-def sync_roles(user: User, groups: set[str]) -> None:
+def sync_roles(user: User, groups: set[str], *, identity: dict[str, str]) -> None:
+    """Platform role and managed teams from the IdP's groups; every change is audited, as the user, with the
+    identity and the groups that decided it."""
     platform = bool(groups & set(settings.OIDC_PLATFORM_GROUPS))
     staff = platform or user.is_superuser
+    was_platform = user.is_staff or user.groups.filter(name=PLATFORM_GROUP).exists()
     if user.is_staff != staff:
         user.is_staff = staff
         user.save(update_fields=["is_staff"])
@@ -101,13 +110,44 @@ def sync_roles(user: User, groups: set[str]) -> None:
         _platform_group()  # keeps its admin permissions complete as apps add models
     user._gp_is_platform = platform or user.is_superuser
 
-    managed = list(Team.objects.exclude(idp_groups=[]).only("pk", "idp_groups"))
+    managed = list(Team.objects.exclude(idp_groups=[]).only("pk", "slug", "idp_groups"))
     wanted = {t.pk for t in managed if groups & set(t.idp_groups)}
     current = set(user.teams.filter(pk__in=[t.pk for t in managed]).values_list("pk", flat=True))
     if wanted - current:
         user.teams.add(*(wanted - current))
     if current - wanted:
         user.teams.remove(*(current - wanted))
+
+    username = user.get_username()
+    evidence = {"identity": identity, "groups": sorted(groups)}
+    if was_platform != staff:
+        audit_record(
+            action="user.platform_role_synced",
+            object_type="user",
+            object_id=username,
+            object_repr=username,
+            changes={"platform": [was_platform, staff]},
+            data=evidence,
+            actor=username,
+        )
+    for team in managed:
+        if team.pk in wanted ^ current:
+            added = team.pk in wanted
+            audit_record(
+                action="team.members_synced",
+                object_type="team",
+                object_id=team.slug,
+                object_repr=team.slug,
+                team=team.slug,
+                changes={"members": {"added" if added else "removed": [username]}},
+                data=evidence,
+                actor=username,
+            )
+
+
+def _touch(identity: ExternalIdentity) -> None:
+    if (timezone.now() - identity.last_seen).total_seconds() > LAST_SEEN_RESOLUTION_SECONDS:
+        identity.save(update_fields=["last_seen"])
 
 
 def _platform_group() -> Group:

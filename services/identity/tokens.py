@@ -56,7 +56,7 @@ def verify(token: str, *, issuer: str, audience: str | Iterable[str]) -> dict[st
         raise TokenRefused("The token's header names no key id (kid).")
     try:
         key = discovery.key_client(issuer).get_signing_key(kid)
-    except discovery.DiscoveryError:
+    except (discovery.DiscoveryError, jwt.PyJWKClientConnectionError):
         raise TokenRefused("The token's issuer cannot be reached to read its keys; try again later.")
     except jwt.PyJWKClientError:
         raise TokenRefused("The token is signed with a key its issuer does not publish.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from urllib.parse import urlsplit
 
 import pytest
@@ -75,6 +76,11 @@ def test_group_removed_at_the_idp_loses_the_team_at_the_next_call(sso, teams):
     response = bearer(token).get(TEAMS)
     assert [t["slug"] for t in response.json()["results"]] == ["search"]
     assert list(User.objects.get(username="carol@example.com").teams.values_list("slug", flat=True)) == ["search"]
+    removal = AuditEvent.objects.filter(action="team.members_synced", team="payments").latest("id")
+    assert removal.changes == {"members": {"removed": ["carol@example.com"]}}
+    assert removal.actor == "carol@example.com"
+    assert removal.data["groups"] == ["search-devs"]
+    assert removal.data["identity"]["subject"] == "carol"
 
 
 def test_platform_role_is_taken_away_with_the_group(sso, teams):
@@ -85,6 +91,9 @@ def test_platform_role_is_taken_away_with_the_group(sso, teams):
     response = bearer(token).post(TEAMS, {"slug": "web", "name": "Web", "namespaces": ["web"], "allowed_domains": []})
     assert response.status_code == 403
     assert not User.objects.get(username="bob@example.com").is_staff
+    assert AuditEvent.objects.filter(action="user.platform_role_synced").latest("id").changes == {
+        "platform": [True, False]
+    }
 
 
 def test_token_authentication_keeps_working_beside_bearer(sso, teams):
@@ -204,3 +213,35 @@ def test_platform_group_name_is_configurable(sso, settings, teams):
     bearer(sso.access_token("alice")).get(TEAMS)
     assert is_platform(User.objects.get(username="alice@example.com"))
     assert PLATFORM_GROUP not in settings.OIDC_PLATFORM_GROUPS
+
+
+def test_admin_shows_and_saves_idp_groups_and_trusted_identities(client, teams):
+    payments, _ = teams
+    root = make_user("root", platform=True)
+    root.is_superuser = True
+    root.save()
+    client.force_login(root)
+    entry = {"issuer": "https://gitlab.com", "audience": "https://gateways.example.com", "claims": {"ref": "main"}}
+    form = {
+        "slug": "payments",
+        "name": "Payments",
+        "namespaces": "payments",
+        "allowed_domains": "payments.example.com",
+        "idp_groups": "payments-devs\npayments-leads",
+        "trusted_identities": json.dumps([entry]),
+        "services-TOTAL_FORMS": "0",
+        "services-INITIAL_FORMS": "0",
+    }
+    response = client.post(f"/admin/services/team/{payments.pk}/change/", form)
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    payments.refresh_from_db()
+    assert payments.idp_groups == ["payments-devs", "payments-leads"]
+    assert payments.trusted_identities == [entry]
+    assert AuditEvent.objects.get(action="team.updated").changes["trusted_identities"] == [[], [entry]]
+    page = client.get(f"/admin/services/team/{payments.pk}/change/").content.decode()
+    assert "payments-leads" in page and "gitlab.com" in page
+    assert "payments-devs" in client.get("/admin/services/team/").content.decode()
+    form["trusted_identities"] = json.dumps([{**entry, "issuer": "ftp://x"}])
+    response = client.post(f"/admin/services/team/{payments.pk}/change/", form)
+    assert response.status_code == 200
+    assert "trusted_identities" in response.context["adminform"].form.errors
