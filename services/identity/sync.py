@@ -11,7 +11,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import Group, Permission, User
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from audit.actions import audit_record
@@ -36,6 +36,13 @@ def groups_from(claims: dict[str, Any]) -> set[str]:
 
 def person(*, issuer: str, claims: dict[str, Any]) -> User:
     """The user for a person's verified claims, created at first sight, roles and teams synced."""
+    try:
+        return _person(issuer=issuer, claims=claims)
+    except IntegrityError:  # a concurrent first request created the same subject: it exists now
+        return _person(issuer=issuer, claims=claims)
+
+
+def _person(*, issuer: str, claims: dict[str, Any]) -> User:
     subject = str(claims["sub"])
     email = claims.get("email") if isinstance(claims.get("email"), str) else ""
     with transaction.atomic():
@@ -67,6 +74,13 @@ def person(*, issuer: str, claims: dict[str, Any]) -> User:
 
 def workload(*, issuer: str, subject: str, teams: list[Team]) -> User:
     """The user a pipeline acts as: member of exactly the teams whose trusted identities it matched."""
+    try:
+        return _workload(issuer=issuer, subject=subject, teams=teams)
+    except IntegrityError:  # a concurrent first request created the same subject: it exists now
+        return _workload(issuer=issuer, subject=subject, teams=teams)
+
+
+def _workload(*, issuer: str, subject: str, teams: list[Team]) -> User:
     with transaction.atomic():
         identity = (
             ExternalIdentity.objects.select_for_update()
