@@ -7,6 +7,7 @@ so that each refusal has exactly one thing wrong.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import json
@@ -35,16 +36,22 @@ AUDIENCE = "urn:test:api"
 TEAMS = "/api/v1/teams/"
 
 
+@functools.cache
+def signing_keys() -> dict:
+    """The test issuer's keys, made once for the module (RSA generation is the slow part of every test)."""
+    return {
+        "rsa-a": rsa.generate_private_key(public_exponent=65537, key_size=2048),
+        "rsa-b": rsa.generate_private_key(public_exponent=65537, key_size=2048),
+        "ec-a": ec.generate_private_key(ec.SECP256R1()),
+        "ed-a": ed25519.Ed25519PrivateKey.generate(),
+    }
+
+
 class Issuer:
     """An OpenID issuer: a discovery document and a JWKS whose keys the test can rotate; requests are counted."""
 
     def __init__(self, tls: Generated | None = None) -> None:
-        self.keys = {
-            "rsa-a": rsa.generate_private_key(public_exponent=65537, key_size=2048),
-            "rsa-b": rsa.generate_private_key(public_exponent=65537, key_size=2048),
-            "ec-a": ec.generate_private_key(ec.SECP256R1()),
-            "ed-a": ed25519.Ed25519PrivateKey.generate(),
-        }
+        self.keys = signing_keys()
         self.published = ["rsa-a", "ec-a", "ed-a"]
         self.requests: list[str] = []
         issuer = self
