@@ -7,8 +7,10 @@ PIP := $(VENV)/bin/pip
 HOST ?= 127.0.0.1
 PORT ?= 8000
 KUBESIM_PORT ?= 18443
+OIDC_PORT ?= 9400
+OIDC_MODULES := tests/oidc/node_modules/.package-lock.json
 
-.PHONY: run test lint bench fuzz services browser venv clean
+.PHONY: run run-sso test lint bench fuzz services browser oidc venv clean
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,8 +35,30 @@ run: venv .env
 	@trap 'kill $$(jobs -p) 2>/dev/null' EXIT; \
 	$(PY) -m kubesim --port $(KUBESIM_PORT) --token demo-cluster-token --demo > var/kubesim.log 2>&1 & \
 	for _ in $$(seq 1 50); do grep -q listening var/kubesim.log 2>/dev/null && break; sleep 0.2; done; \
-	$(PY) manage.py demo_setup --kubesim-port $(KUBESIM_PORT) --portal-url http://$(HOST):$(PORT) && \
+	$(PY) manage.py demo_setup --kubesim-port $(KUBESIM_PORT) --portal-url http://$(HOST):$(PORT) $(DEMO_ARGS) && \
 	$(PY) manage.py runserver --noreload $(HOST):$(PORT)
+
+# The local OpenID provider (npm oidc-provider, pinned in tests/oidc): installed again only when the lockfile changes.
+$(OIDC_MODULES): tests/oidc/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "Installing Debian's nodejs and npm for the identity tests..."; \
+	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
+	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }
+	npm ci --prefix tests/oidc --no-audit --no-fund --loglevel=error >/dev/null
+	@touch $@
+
+oidc: $(OIDC_MODULES)
+
+# `make run` signed in through a local identity provider (docs/identity.md): alice is in payments-devs (the demo
+# team's group), bob in platform-engineers. Any password works on the provider's login page.
+run-sso: venv .env oidc
+	@mkdir -p var
+	@trap 'kill $$(jobs -p) 2>/dev/null' EXIT; \
+	PORT=$(OIDC_PORT) node tests/oidc/provider.mjs > var/oidc-provider.log 2>&1 & \
+	for _ in $$(seq 1 50); do grep -q '^issuer' var/oidc-provider.log 2>/dev/null && break; sleep 0.2; done; \
+	OIDC_ISSUER=http://127.0.0.1:$(OIDC_PORT) OIDC_CLIENT_ID=gateway-portal OIDC_CLIENT_SECRET=portal-secret \
+	OIDC_API_AUDIENCE=urn:gatewayportal:api OIDC_PLATFORM_GROUPS=platform-engineers \
+	OIDC_SCOPES="openid email profile groups" \
+	$(MAKE) --no-print-directory run DEMO_ARGS="--idp-groups payments-devs"
 
 services:
 	@scripts/ensure-services.sh
@@ -50,7 +74,7 @@ lint: venv
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
 
-test: venv services browser lint
+test: venv services browser oidc lint
 	$(VENV)/bin/pytest -q
 
 bench: venv services

@@ -39,6 +39,8 @@ def audit_record(
     to seal the event into the hash chain (`audit.chain.seal`).
     """
     ctx = current_actor()
+    if ctx.identity and (actor is None or actor == ctx.name):
+        data = {**(data or {}), "identity": ctx.identity}
     event = AuditEvent(
         at=timezone.now(),
         actor=actor or ctx.name,

@@ -59,5 +59,6 @@ class ActorMiddleware:
         from gatewayportal.context import set_actor_name
 
         if request.user.is_authenticated:
-            set_actor_name(request.user.get_username())
+            # Set at SSO login (services.identity.views): the IdP identity behind a session.
+            set_actor_name(request.user.get_username(), identity=request.session.get("gp_identity"))
         return self.get_response(request)

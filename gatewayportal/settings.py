@@ -71,6 +71,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "gatewayportal.context_processors.sign_in",
             ],
         },
     },
@@ -148,6 +149,7 @@ if not FIELD_ENCRYPTION_KEYS:
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "gatewayportal.authentication.TokenAuthentication",
+        "services.identity.authentication.JWTAuthentication",
         "gatewayportal.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -263,3 +265,33 @@ LOGGING = {
 }
 
 LOGIN_URL = "/admin/login/"
+
+# --- Identity (docs/identity.md) ------------------------------------------------------------------------------------
+# With OIDC_ISSUER unset the portal signs people in with local accounts and API tokens only. Teams' trusted
+# identities (pipelines) work either way.
+OIDC_ISSUER = env("OIDC_ISSUER", default="")
+OIDC_CLIENT_ID = env("OIDC_CLIENT_ID", default="")
+OIDC_CLIENT_SECRET = env("OIDC_CLIENT_SECRET", default="")
+OIDC_GROUPS_CLAIM = env("OIDC_GROUPS_CLAIM", default="groups")
+OIDC_PLATFORM_GROUPS = env.list("OIDC_PLATFORM_GROUPS", default=[])
+OIDC_API_AUDIENCE = env("OIDC_API_AUDIENCE", default="")
+OIDC_SCOPES = env("OIDC_SCOPES", default="openid email profile")
+# Password login: false refuses it for everyone but superusers (break-glass). API tokens keep working.
+LOCAL_LOGIN = env.bool("LOCAL_LOGIN", default=True)
+OIDC_HTTP_TIMEOUT_SECONDS = env.float("OIDC_HTTP_TIMEOUT_SECONDS", default=5.0)
+OIDC_DISCOVERY_CACHE_SECONDS = 3600
+OIDC_JWKS_REFRESH_SECONDS = 60  # an unknown key id refetches an issuer's keys at most this often
+
+AUTHENTICATION_BACKENDS = [
+    "services.identity.backends.LocalLoginBackend",
+    "services.identity.backends.OIDCBackend",  # answers only on the OIDC callback, and only with OIDC_ISSUER set
+]
+# mozilla-django-oidc: endpoints come from the issuer's discovery document (services.identity.discovery).
+OIDC_AUTHENTICATE_CLASS = "services.identity.views.AuthenticationRequestView"
+OIDC_CALLBACK_CLASS = "services.identity.views.CallbackView"
+OIDC_USE_PKCE = True
+OIDC_USE_NONCE = True
+OIDC_RP_SIGN_ALGO = "RS256"
+LOGIN_REDIRECT_URL = "/admin/"
+LOGIN_REDIRECT_URL_FAILURE = "/admin/login/?sso=failed"
+LOGOUT_REDIRECT_URL = "/admin/login/"

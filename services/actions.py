@@ -561,6 +561,8 @@ def _team_state(team: Team) -> dict[str, Any]:
         "allowed_domains": team.allowed_domains,
         "allow_wildcards": team.allow_wildcards,
         "members": sorted(team.members.values_list("username", flat=True)),
+        "idp_groups": team.idp_groups,
+        "trusted_identities": team.trusted_identities,
     }
 
 

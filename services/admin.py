@@ -76,16 +76,38 @@ class TeamForm(forms.ModelForm):
         required=False,
         help_text="DNS domains the team may expose (without '*.'), one a line.",
     )
+    idp_groups = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2}),
+        required=False,
+        help_text="Identity-provider groups whose members belong to the team, one a line.",
+    )
+    trusted_identities = forms.JSONField(
+        required=False,
+        initial=list,
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text='Pipelines acting as the team: [{"issuer": "https://…", "audience": "…", '
+        '"claims": {"repository": "org/repo", "ref": "refs/heads/main"}}].',
+    )
 
     class Meta:
         model = Team
-        fields = ["slug", "name", "namespaces", "allowed_domains", "allow_wildcards", "members"]
+        fields = [
+            "slug",
+            "name",
+            "namespaces",
+            "allowed_domains",
+            "allow_wildcards",
+            "members",
+            "idp_groups",
+            "trusted_identities",
+        ]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if self.instance.pk:
             self.initial["namespaces"] = "\n".join(self.instance.namespaces)
             self.initial["allowed_domains"] = "\n".join(self.instance.allowed_domains)
+            self.initial["idp_groups"] = "\n".join(self.instance.idp_groups)
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
@@ -98,6 +120,8 @@ class TeamForm(forms.ModelForm):
             "allowed_domains": lines(cleaned["allowed_domains"]),
             "allow_wildcards": cleaned["allow_wildcards"],
             "members": [user.get_username() for user in cleaned.get("members") or []],
+            "idp_groups": lines(cleaned.get("idp_groups") or ""),
+            "trusted_identities": cleaned.get("trusted_identities") or [],
         }
         serializer = TeamSerializer(self.instance if self.instance.pk else None, data=payload)
         if not serializer.is_valid():
@@ -107,6 +131,8 @@ class TeamForm(forms.ModelForm):
         # The JSON model fields must hold lists, not the text typed in, for the model's own checks.
         cleaned["namespaces"] = self.validated_data["namespaces"]
         cleaned["allowed_domains"] = self.validated_data["allowed_domains"]
+        cleaned["idp_groups"] = self.validated_data.get("idp_groups", [])
+        cleaned["trusted_identities"] = self.validated_data.get("trusted_identities", [])
         return cleaned
 
 
@@ -120,7 +146,16 @@ class TeamServiceInline(ReadOnlyInline):
 @admin.register(Team)
 class TeamAdmin(ActionRelationsMixin, admin.ModelAdmin):
     form = TeamForm
-    list_display = ["slug", "name", "namespace_list", "domain_list", "allow_wildcards", "member_count", "service_count"]
+    list_display = [
+        "slug",
+        "name",
+        "namespace_list",
+        "domain_list",
+        "allow_wildcards",
+        "idp_group_list",
+        "member_count",
+        "service_count",
+    ]
     search_fields = ["slug", "name"]
     list_filter = ["allow_wildcards"]
     filter_horizontal = ["members"]
@@ -142,6 +177,10 @@ class TeamAdmin(ActionRelationsMixin, admin.ModelAdmin):
     @admin.display(description="domains")
     def domain_list(self, team: Team) -> str:
         return ", ".join(team.allowed_domains)
+
+    @admin.display(description="IdP groups")
+    def idp_group_list(self, team: Team) -> str:
+        return ", ".join(team.idp_groups)
 
     @admin.display(description="members", ordering="gp_members")
     def member_count(self, team: Team) -> int:

@@ -14,6 +14,14 @@ class Team(models.Model):
     allowed_domains = models.JSONField(default=list, help_text="DNS domains the team may expose.")
     allow_wildcards = models.BooleanField(default=False)
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="teams", blank=True)
+    idp_groups = models.JSONField(
+        default=list, blank=True, help_text="Identity-provider groups whose members belong to the team."
+    )
+    trusted_identities = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Workload identities (CI pipelines) that act as the team: {issuer, audience, claims: {claim: glob}}.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -116,3 +124,32 @@ class GatewayServiceStatus(models.Model):
 
     def __str__(self) -> str:
         return f"{self.service} on {self.cluster}: {self.state}"
+
+
+# Which identity-provider subject a local user stands for (services/identity/ signs them in).
+class ExternalIdentity(models.Model):
+    class Kind(models.TextChoices):
+        PERSON = "person"
+        WORKLOAD = "workload"
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="external_identity")
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    issuer = models.CharField(max_length=500)
+    subject = models.CharField(max_length=500)
+    email = models.CharField(max_length=254, blank=True)
+    last_seen = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "issuer", "subject"], name="external_identity_unique_subject"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.issuer} {self.subject}"
+
+    def as_audit(self) -> dict[str, str]:
+        """The identity as audit events carry it (in their `data`)."""
+        out = {"issuer": self.issuer, "subject": self.subject}
+        if self.email:
+            out["email"] = self.email
+        return out

@@ -5,6 +5,7 @@ services.validation."""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
@@ -60,6 +61,30 @@ class UpperChoiceField(serializers.ChoiceField):
         super().fail(key, **kwargs)
 
 
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+class TrustedIdentitySerializer(StrictFieldsMixin, serializers.Serializer):
+    """A workload identity (a CI pipeline) that acts as the team: its tokens' issuer, audience and claims."""
+
+    issuer = serializers.CharField(max_length=500, help_text="Exactly the tokens' `iss`, an https URL.")
+    audience = serializers.CharField(max_length=500, help_text="Exactly one of the tokens' `aud` values.")
+    claims = serializers.DictField(
+        child=serializers.CharField(max_length=500),
+        allow_empty=False,
+        help_text="Claim name → glob (`*`, `?`, `[…]`, case-sensitive); every one must match.",
+    )
+
+    def validate_issuer(self, value: str) -> str:
+        parsed = urlsplit(value)
+        loopback = parsed.scheme == "http" and parsed.hostname in LOOPBACK_HOSTS
+        if not (parsed.scheme == "https" or loopback) or not parsed.hostname or parsed.query or parsed.fragment:
+            raise serializers.ValidationError(
+                "Give the issuer URL exactly as tokens name it (https://…, no query); http only on loopback."
+            )
+        return value
+
+
 class TeamSerializer(StrictFieldsMixin, serializers.ModelSerializer):
     slug = serializers.RegexField(
         DNS_LABEL,
@@ -78,10 +103,36 @@ class TeamSerializer(StrictFieldsMixin, serializers.ModelSerializer):
     members = serializers.SlugRelatedField(
         many=True, slug_field="username", queryset=User.objects.all(), required=False
     )
+    idp_groups = serializers.ListField(
+        child=serializers.CharField(max_length=200, trim_whitespace=True),
+        required=False,
+        help_text="Identity-provider groups whose members belong to the team (synced at every sign-in and API call).",
+    )
+    trusted_identities = TrustedIdentitySerializer(
+        many=True, required=False, help_text="Pipelines that act as the team with their identity tokens."
+    )
 
     class Meta:
         model = Team
-        fields = ["slug", "name", "namespaces", "allowed_domains", "allow_wildcards", "members"]
+        fields = [
+            "slug",
+            "name",
+            "namespaces",
+            "allowed_domains",
+            "allow_wildcards",
+            "members",
+            "idp_groups",
+            "trusted_identities",
+        ]
+
+    def validate_idp_groups(self, value: list[str]) -> list[str]:
+        for i, group in enumerate(value):
+            if not group:
+                raise serializers.ValidationError({i: ["A group name may not be empty."]})
+        return sorted(set(value))
+
+    def validate_trusted_identities(self, value: list[dict]) -> list[dict]:
+        return [{"issuer": e["issuer"], "audience": e["audience"], "claims": dict(e["claims"])} for e in value]
 
     def validate_allowed_domains(self, value: list[str]) -> list[str]:
         cleaned = []

@@ -37,7 +37,8 @@ def validate(doc: dict[str, Any]) -> None:
 
 SETTINGS = DEPLOY.parent / "gatewayportal" / "settings.py"
 # Read by processes rather than by Django settings: gunicorn (WEB_CONCURRENCY) and prometheus_client.
-PROCESS_ENV = frozenset({"WEB_CONCURRENCY", "PROMETHEUS_MULTIPROC_DIR"})
+# Read by libraries or gatewayportal.outbound, not through django-environ.
+PROCESS_ENV = frozenset({"WEB_CONCURRENCY", "PROMETHEUS_MULTIPROC_DIR", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"})
 REQUIRED_SECRET_ENV = frozenset({"SECRET_KEY", "FIELD_ENCRYPTION_KEYS", "DATABASE_URL", "CELERY_BROKER_URL"})
 
 

@@ -29,8 +29,11 @@ class Command(BaseCommand):
         parser.add_argument("--kubesim-port", type=int, default=18443)
         parser.add_argument("--kubesim-token", default="demo-cluster-token")
         parser.add_argument("--portal-url", default="http://127.0.0.1:8000")
+        parser.add_argument(
+            "--idp-groups", nargs="*", default=None, help="Identity-provider groups of the demo team (make run-sso)."
+        )
 
-    def handle(self, *args, kubesim_port: int, kubesim_token: str, portal_url: str, **options):
+    def handle(self, *args, kubesim_port: int, kubesim_token: str, portal_url: str, idp_groups=None, **options):
         User = get_user_model()
         with acting_as(name="demo_setup", source="cli"), transaction.atomic():
             admin, created = User.objects.get_or_create(
@@ -56,6 +59,8 @@ class Command(BaseCommand):
                         "members": [member],
                     }
                 )
+            if idp_groups is not None and team.idp_groups != sorted(idp_groups):
+                team = actions.team_save(data={"idp_groups": sorted(idp_groups)}, team=team)
             address = f"http://127.0.0.1:{kubesim_port}"
             cluster = Cluster.objects.filter(name="local").first()
             if cluster is None:
