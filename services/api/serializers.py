@@ -14,8 +14,9 @@ from services.models import GatewayService, GatewayServiceRevision, GatewayServi
 
 User = get_user_model()
 
-DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
-DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)+$")
+# RegexField searches: `\Z` (not `$`, which also matches before a trailing newline) anchors the whole string.
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z"
+DOMAIN = re.compile(r"(?=.{1,253}\Z)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)+")
 
 
 class StrictFieldsMixin:
@@ -86,7 +87,7 @@ class TeamSerializer(StrictFieldsMixin, serializers.ModelSerializer):
         cleaned = []
         for i, domain in enumerate(value):
             domain = domain.strip().lower().rstrip(".")
-            if not DOMAIN.match(domain):
+            if not DOMAIN.fullmatch(domain):
                 raise serializers.ValidationError(
                     {
                         i: [
@@ -109,17 +110,17 @@ class TLSSecretSerializer(StrictFieldsMixin, serializers.Serializer):
 
 class TLSSecretRefSerializer(StrictFieldsMixin, serializers.Serializer):
     secret_name = serializers.RegexField(
-        r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+        r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?\Z",
         max_length=253,
         error_messages={"invalid": "A Kubernetes secret name: lower-case letters, digits, '-' and '.'."},
     )
 
 
 class TLSSecretPathSerializer(StrictFieldsMixin, serializers.Serializer):
-    cert_path = serializers.RegexField(r"^/\S+$", error_messages={"invalid": "An absolute file path."})
-    key_path = serializers.RegexField(r"^/\S+$", error_messages={"invalid": "An absolute file path."})
+    cert_path = serializers.RegexField(r"^/\S+\Z", error_messages={"invalid": "An absolute file path."})
+    key_path = serializers.RegexField(r"^/\S+\Z", error_messages={"invalid": "An absolute file path."})
     ca_cert_path = serializers.RegexField(
-        r"^/\S+$", required=False, allow_null=True, error_messages={"invalid": "An absolute file path."}
+        r"^/\S+\Z", required=False, allow_null=True, error_messages={"invalid": "An absolute file path."}
     )
 
 
