@@ -445,7 +445,7 @@ def _isolate_refusal(
     budget = 4 * math.ceil(math.log2(len(items) + 1)) + 4
     out_of_budget = kube.PermanentError("out of budget")
 
-    def attempt(held: set[str]) -> kube.PermanentError | None:
+    def attempt(held: set[str], *, proof: bool = True) -> kube.PermanentError | None:
         """Write the plan without `held` (and without the culprits found so far); None when accepted."""
         plan = plan_gateway(
             live=current["live"],
@@ -454,18 +454,21 @@ def _isolate_refusal(
             facts=facts,
             excluded={**excluded, **{sid: Outcome(State.REJECTED) for sid in held}},
         )
-        if plan.gateway is None:
+        # Nothing to change is no proof the server accepts it (its rules may have changed since the live Gateway
+        # was written): the unchanged Gateway is written again, which admission reviews like any update.
+        if plan.gateway is None and not proof:
             return None
+        body = plan.gateway if plan.gateway is not None else current["live"]
         if current["writes"] >= budget:
             return out_of_budget
         current["writes"] += 1
         try:
-            current["live"] = client.replace_gateway(plan.gateway)
+            current["live"] = client.replace_gateway(body)
         except kube.PermanentError as exc:
             if not _is_refusal(exc):
                 raise
             return exc
-        current["wrote"] = True
+        current["wrote"] = current["wrote"] or plan.gateway is not None
         return None
 
     def reject(suspects: list[str], exc: kube.PermanentError) -> None:
@@ -509,7 +512,7 @@ def _isolate_refusal(
             if not applied or attempt(set(applied)) is not None:
                 raise refusal  # refused without any block of the portal: not ours to fix
         bisect(suspects, refusal, set())
-    if attempt(set()) is not None:
+    if attempt(set(), proof=False) is not None:
         raise refusal
     final = plan_gateway(live=original, desired=items, settings=settings_, facts=facts, excluded=excluded)
     if not current["wrote"]:

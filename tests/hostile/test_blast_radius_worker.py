@@ -100,3 +100,138 @@ def test_a_host_with_a_newline_is_a_400_naming_hosts():
 
     assert response.status_code == 400, response.content
     assert "label 'app\n' of 'app\n.demo.example.com' is invalid" in response.json()["hosts"][0]
+
+
+# --- Through the worker, against kubesim's emulation of Istio's validating webhook ------------------------------
+
+
+def _other_team_service(name: str, **overrides):
+    from services.models import GatewayService
+    from tests.clusters.builders import add_revision, spec, team
+
+    other = team("search")
+    value = spec(name, namespace="search", hosts=[f"{name}.search.example.com"], **overrides)
+    service = GatewayService.objects.create(name=name, team=other, namespace="search", traffic_type="ingress")
+    add_revision(service, value)
+    return service
+
+
+def _live_names(kubesim, gateway="ingress-gateway"):
+    return [s["port"]["name"] for s in kubesim.store.gateway("istio-system", gateway)["spec"]["servers"]]
+
+
+@pytest.mark.django_db
+def test_a_block_the_webhook_refuses_is_left_out_and_another_teams_block_lands_in_the_same_reconcile(kubesim):
+    """Attack: one team's host the cluster refuses (here kubesim's deny_hosts) stalled every team's changes."""
+    from clusters.converge import gateway_converge
+    from services.models import GatewayServiceStatus
+    from tests.clusters.builders import make_service, sim_cluster
+
+    cluster = sim_cluster(kubesim, "c1")
+    refused = make_service("refused", clusters=["c1"])
+    others = [_other_team_service(f"fine{i}", clusters=["c1"]) for i in range(6)]
+    kubesim.faults.deny_host("refused.payments.example.com")
+
+    gateway_converge(cluster_id=cluster.pk, traffic_type="ingress")
+
+    assert "http-refused-payments" not in _live_names(kubesim)
+    assert {f"http-fine{i}-search" for i in range(6)} <= set(_live_names(kubesim))
+    for service in others:
+        assert GatewayServiceStatus.objects.get(service=service, cluster=cluster).state == "applied"
+    status = GatewayServiceStatus.objects.get(service=refused, cluster=cluster)
+    assert status.state == "rejected"
+    assert 'admission webhook "validation.istio.io" denied the request' in status.message
+    assert "refused.payments.example.com" in status.message
+    # Bounded: the refused write, then a bisection over 7 changed blocks.
+    assert kubesim.requests.gateway_writes("istio-system", "ingress-gateway") <= 1 + 4 * 3 + 4
+    # The other team's statuses never carry the refused team's host.
+    assert not GatewayServiceStatus.objects.filter(message__contains="refused.payments").exclude(service=refused)
+
+
+@pytest.mark.django_db
+def test_a_block_refused_after_it_was_applied_does_not_blame_a_newcomer(kubesim):
+    """The cluster's rules change under a running block: a new block of another team still lands."""
+    from clusters.converge import gateway_converge
+    from services.models import GatewayServiceStatus
+    from tests.clusters.builders import make_service, sim_cluster
+
+    cluster = sim_cluster(kubesim, "c1")
+    old = make_service("old", clusters=["c1"])
+    gateway_converge(cluster_id=cluster.pk, traffic_type="ingress")
+    kubesim.faults.deny_host("old.payments.example.com")
+    newcomer = _other_team_service("newcomer", clusters=["c1"])
+
+    gateway_converge(cluster_id=cluster.pk, traffic_type="ingress")
+
+    assert GatewayServiceStatus.objects.get(service=newcomer, cluster=cluster).state == "applied"
+    assert GatewayServiceStatus.objects.get(service=old, cluster=cluster).state == "rejected"
+    assert "old.payments" not in GatewayServiceStatus.objects.get(service=newcomer, cluster=cluster).message
+    assert _live_names(kubesim) == ["http", "http-newcomer-search"]
+
+
+@pytest.mark.django_db
+def test_removing_the_last_service_of_a_gateway_completes_with_the_placeholder(kubesim):
+    """Attack: an emptied Gateway planned `servers: []`, which Istio refuses: the removal never finished."""
+    from clusters.converge import gateway_converge
+    from services.actions import gateway_service_delete
+    from services.models import GatewayService, GatewayServiceStatus
+    from tests.clusters.builders import make_service, sim_cluster
+
+    cluster = sim_cluster(kubesim, "c1")  # the demo egress Gateway has no platform server
+    service = make_service("out", clusters=["c1"], traffic_type="egress")
+    gateway_converge(cluster_id=cluster.pk, traffic_type="egress")
+    assert _live_names(kubesim, "egress-gateway") == ["http-out-payments"]
+
+    gateway_service_delete(service=service)
+    gateway_converge(cluster_id=cluster.pk, traffic_type="egress")
+
+    assert _live_names(kubesim, "egress-gateway") == ["http-gatewayportal-placeholder"]
+    assert not GatewayServiceStatus.objects.filter(service_id=service.pk).exists()
+    assert not GatewayService.objects.filter(pk=service.pk).exists()
+
+    # The placeholder goes as soon as another server is there.
+    make_service("back", clusters=["c1"], traffic_type="egress")
+    gateway_converge(cluster_id=cluster.pk, traffic_type="egress")
+    assert _live_names(kubesim, "egress-gateway") == ["http-back-payments"]
+
+
+@pytest.mark.django_db
+def test_one_team_past_the_size_limit_does_not_freeze_the_gateway(kubesim):
+    """Attack: blocks pushed past 1 MiB made the planner write nothing; older blocks now run, newest wait."""
+    from clusters.converge import gateway_converge
+    from services.models import GatewayServiceStatus
+    from tests.clusters.builders import make_service, sim_cluster
+
+    cluster = sim_cluster(kubesim, "c1")
+    victim = _other_team_service("victim", clusters=["c1"])
+    hosts = lambda i: [f"h{j}-{'x' * 40}.s{i}.payments.example.com" for j in range(100)]  # noqa: E731
+    bulky = [make_service(f"bulk{i}", clusters=["c1"], hosts=hosts(i)) for i in range(130)]
+
+    gateway_converge(cluster_id=cluster.pk, traffic_type="ingress")
+
+    assert GatewayServiceStatus.objects.get(service=victim, cluster=cluster).state == "applied"
+    assert "http-victim-search" in _live_names(kubesim)
+    states = [GatewayServiceStatus.objects.get(service=s, cluster=cluster) for s in bulky]
+    assert states[0].state == "applied"
+    assert states[-1].state == "rejected" and "1 MiB" in states[-1].message
+
+
+@pytest.mark.django_db
+def test_a_secret_written_in_a_round_whose_gateway_write_fails_is_removed_with_its_service(kubesim):
+    """Attack: a Secret created in a round whose Gateway write then failed for good was never recorded."""
+    from clusters.converge import gateway_converge
+    from services.actions import gateway_service_delete
+    from tests.clusters.builders import sim_cluster, tls_service
+
+    cluster = sim_cluster(kubesim, "c1")
+    kubesim.faults.deny_host("*")  # the platform's own server is refused: nothing the portal can isolate
+    service = tls_service("shop", clusters=["c1"])
+
+    gateway_converge(cluster_id=cluster.pk, traffic_type="ingress")
+    assert kubesim.store.secret("istio-system", "shop-payments-secret") is not None
+
+    kubesim.faults.clear()
+    gateway_service_delete(service=service)
+    gateway_converge(cluster_id=cluster.pk, traffic_type="ingress")
+
+    assert kubesim.store.secret("istio-system", "shop-payments-secret") is None
