@@ -21,6 +21,8 @@ from typing import Any
 import redis
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import TextField
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from audit.actions import audit_record
@@ -105,38 +107,66 @@ def desired_digest(desired: Desired, settings_: GatewaySettings) -> str:
     return digest([setting, items, outcomes])
 
 
+_REVISION_FIELDS = ("id", "number", "spec", "approval", "block_digest", "secret_digest", "created_at")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Revision:
+    id: int
+    number: int
+    spec: dict[str, Any]
+    approval: str
+    block_digest: str
+    secret_digest: str
+    created_at: Any
+    block_json: str
+
+
 def collect_desired(cluster: Cluster, traffic_type: str) -> Desired:
-    """Every live revision that should run on this gateway, oldest service first (older blocks win clashes)."""
+    """Every live revision that should run on this gateway, oldest service first (older blocks win clashes).
+
+    One query of plain values: no model instances, no private keys (`load_material` reads those only for the
+    secrets about to be written), and each stored block as JSON text, decoded only if the gateway is planned.
+    """
     desired = Desired()
-    services = (
+    gated = cluster.requires_approval
+    kinds = ("current_revision", "approved_revision") if gated else ("current_revision",)
+    columns = ["id", "team__slug"]
+    annotations = {}
+    for kind in kinds:
+        columns += [f"{kind}__{name}" for name in _REVISION_FIELDS]
+        annotations[f"{kind}_block"] = Cast(f"{kind}__rendered_block", TextField())
+    rows = (
         GatewayService.objects.filter(traffic_type=traffic_type, deleting_at__isnull=True)
-        .select_related("team", "current_revision", "approved_revision")
-        # Private keys are read (and decrypted) only for the secrets about to be written: `load_material`.
-        .defer("current_revision__tls_material", "approved_revision__tls_material")
+        .annotate(**annotations)
         .order_by("created_at", "id")
+        .values_list(*columns, *annotations)
     )
-    for service in services:
-        sid = str(service.id)
-        current, approved = service.current_revision, service.approved_revision
-        runs = approved if cluster.requires_approval else current
+    width = len(_REVISION_FIELDS)
+    for row in rows:
+        sid, team = str(row[0]), row[1]
+        revisions = []
+        for index in range(len(kinds)):
+            values = row[2 + index * width : 2 + (index + 1) * width]
+            block = row[2 + len(kinds) * width + index]
+            revisions.append(_Revision(*values, block or "") if values[0] is not None else None)
+        current = revisions[0]
+        runs = revisions[1] if gated else current
         waiting = (
-            cluster.requires_approval
-            and current is not None
-            and current.approval == Approval.PENDING
-            and _targets(current.spec, cluster)
+            gated and current is not None and current.approval == Approval.PENDING and _targets(current.spec, cluster)
         )
         if runs is not None and _targets(runs.spec, cluster):
             desired.items.append(
                 DesiredService(
                     sid,
-                    service.team.slug,
+                    team,
                     runs.number,
                     runs.spec,
-                    block=runs.rendered_block,
+                    block_json=runs.block_json,
                     block_digest=runs.block_digest,
                     secret_digest=runs.secret_digest,
                     created=runs.created_at.timestamp(),
-                    revision_pk=runs.pk,
+                    revision_pk=runs.id,
                 )
             )
             if waiting:
@@ -149,12 +179,7 @@ def collect_desired(cluster: Cluster, traffic_type: str) -> Desired:
             desired.preset[sid] = Outcome(
                 State.AWAITING_APPROVAL, f"revision {current.number} awaits approval before it runs on this cluster"
             )
-        elif (
-            cluster.requires_approval
-            and current
-            and current.approval == Approval.REJECTED
-            and _targets(current.spec, cluster)
-        ):
+        elif gated and current and current.approval == Approval.REJECTED and _targets(current.spec, cluster):
             desired.preset[sid] = Outcome(
                 State.REJECTED, f"revision {current.number} was rejected and no approved revision runs on this cluster"
             )
@@ -592,8 +617,9 @@ def _record_success(
             state.managed_servers = plan.managed_names
             state.managed_digest = plan.managed_digest
             state.secrets = plan.secrets_record
-        # A block left out for a passing reason (a secret write that failed) is retried by the next reconcile.
-        passing = any(outcome.state == State.FAILED for outcome in outcomes.values())
+        # A block left out for a passing reason (a secret write that failed, a referenced Secret or a namespace
+        # missing) is checked again by the next reconcile.
+        passing = any(outcome.state == State.FAILED or outcome.recheck for outcome in outcomes.values())
         state.desired_digest = "" if refused or passing else wanted
         state.resource_version = (live.get("metadata") or {}).get("resourceVersion", "")
         state.last_reconciled_at = timezone.now()
@@ -633,13 +659,18 @@ def _write_statuses(
     remove_others: bool,
     keep_applied: bool = False,
 ) -> None:
+    # Plain values, not model instances: a gateway holds thousands of statuses and few of them change.
     existing = {
-        str(s.service_id): s for s in GatewayServiceStatus.objects.filter(cluster=cluster, traffic_type=traffic_type)
+        str(row[1]): row
+        for row in GatewayServiceStatus.objects.filter(cluster=cluster, traffic_type=traffic_type).values_list(
+            "id", "service_id", "state", "revision", "message"
+        )
     }
+    now = timezone.now()
     to_create, to_update = [], []
     for sid, outcome in outcomes.items():
-        status = existing.get(sid)
-        if status is None:
+        row = existing.get(sid)
+        if row is None:
             to_create.append(
                 GatewayServiceStatus(
                     service_id=sid,
@@ -651,12 +682,15 @@ def _write_statuses(
                 )
             )
             continue
-        if keep_applied and status.state == State.APPLIED and status.revision == outcome.revision:
+        pk, _, state, revision, message = row
+        if keep_applied and state == State.APPLIED and revision == outcome.revision:
             continue
-        if (status.state, status.revision, status.message) != (outcome.state, outcome.revision, outcome.message):
-            status.state, status.revision, status.message = outcome.state, outcome.revision, outcome.message
-            status.updated_at = timezone.now()
-            to_update.append(status)
+        if (state, revision, message) != (outcome.state, outcome.revision, outcome.message):
+            to_update.append(
+                GatewayServiceStatus(
+                    id=pk, state=outcome.state, revision=outcome.revision, message=outcome.message, updated_at=now
+                )
+            )
     GatewayServiceStatus.objects.bulk_create(to_create)
     GatewayServiceStatus.objects.bulk_update(to_update, ["state", "revision", "message", "updated_at"])
     if remove_others:

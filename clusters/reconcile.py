@@ -63,6 +63,7 @@ class DesiredService:
     # The revision's stored rendering (`services.rendering.render_revision`): its block with plain hosts, that
     # block's digest and its Secret's digest. Empty when the revision predates them: rendered here instead.
     block: dict[str, Any] | None = field(default=None, compare=False)
+    block_json: str = field(default="", compare=False)  # the same block as JSON text, decoded when planned
     block_digest: str = ""
     secret_digest: str = ""
     # When the revision was written (seconds since the epoch): the newest blocks give way first to the size limit.
@@ -70,9 +71,10 @@ class DesiredService:
     revision_pk: int | None = None
 
     def server(self, settings: GatewaySettings) -> dict[str, Any]:
-        if self.block is None:
+        block = self.block if self.block is not None else json.loads(self.block_json) if self.block_json else None
+        if block is None:
             return render_server(self.spec, settings)
-        return scoped_server(self.block, self.spec, settings)
+        return scoped_server(block, self.spec, settings)
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,9 @@ class Outcome:
     state: str
     message: str = ""
     revision: int | None = None
+    # Depends on objects of the cluster other than the Gateway (a Secret or namespace that may appear any time):
+    # worth checking again on the next reconcile, which therefore is never idle.
+    recheck: bool = field(default=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -236,11 +241,10 @@ def plan_gateway(
         if item.service_id in excluded:
             continue
         server = item.server(settings)
-        reason = (
-            index.clash(server) or _secret_claimed(item, settings, claimed) or _secret_problem(item, settings, facts)
-        )
-        if reason:
-            outcomes[item.service_id] = Outcome(State.REJECTED, reason, item.revision)
+        reason = index.clash(server) or _secret_claimed(item, settings, claimed)
+        problem = None if reason else _secret_problem(item, settings, facts)
+        if reason or problem:
+            outcomes[item.service_id] = Outcome(State.REJECTED, reason or problem, item.revision, recheck=bool(problem))
             continue
         index.add(server, _describe_service(item.spec))
         if _owns_secret(item):
