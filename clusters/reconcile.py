@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import copy
 import json
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,10 +42,9 @@ from services.rendering import (
     secret_name,
     secret_target_namespace,
 )
-from services.validation.istio import validate_gateway
+from services.validation.istio import validate_server
 
 MAX_GATEWAY_BYTES = 1024 * 1024
-_SERVER_PATH = re.compile(r"^spec\.servers\[(\d+)\]")
 
 SecretKey = tuple[str, str]  # (namespace, name)
 
@@ -174,13 +172,14 @@ class PortIndex:
         self.names: dict[str, str] = {}
         self._listeners = ListenerIndex()
         self._who: list[str] = []
+        self._last: tuple[Mapping[str, Any], int, Listener | None] | None = None
 
     def clash(self, server: Mapping[str, Any]) -> str | None:
         """Why this server cannot be merged with those accepted, or None."""
         name = server_name(server)
         if name in self.names:
             return f"port name {name!r} is already used by {self.names[name]}"
-        current = read_listener(server, len(self._who))
+        current = self._read(server)
         if current is None:
             return None
         earlier, clash = next(self._listeners.clashes(current), (None, None))
@@ -188,9 +187,15 @@ class PortIndex:
             return None
         return _clash_message(earlier, current, clash, self._who[earlier.index])
 
+    def _read(self, server: Mapping[str, Any]) -> Listener | None:
+        """The server's listener at the next index (read once for `clash` and `add` of the same server)."""
+        if self._last is None or self._last[0] is not server or self._last[1] != len(self._who):
+            self._last = (server, len(self._who), read_listener(server, len(self._who)))
+        return self._last[2]
+
     def add(self, server: Mapping[str, Any], who: str) -> None:
         self.names[server_name(server)] = who
-        listener = read_listener(server, len(self._who))
+        listener = self._read(server)
         self._who.append(who)
         if listener is not None:
             self._listeners.add(listener)
@@ -256,7 +261,7 @@ def plan_gateway(
     converged = live_servers == _with_placeholder(unmanaged + [server for _, server in accepted], placeholder)
     if not converged:
         # Only a Gateway about to be written needs validating; an unchanged one is never rewritten.
-        accepted = _drop_invalid(live, unmanaged, accepted, outcomes)
+        accepted = _drop_invalid(live_managed, unmanaged, accepted, outcomes)
         accepted = _fit_size(live, unmanaged, accepted, placeholder, outcomes)
     servers = _with_placeholder(unmanaged + [server for _, server in accepted], placeholder)
     managed = {server_name(server): server for _, server in accepted}
@@ -310,28 +315,33 @@ def _merged_gateway(live: dict[str, Any], servers: list[dict[str, Any]], names: 
 
 
 def _drop_invalid(
-    live: dict[str, Any],
+    live_managed: Mapping[str, dict[str, Any]],
     unmanaged: list[dict[str, Any]],
     accepted: list[tuple[DesiredService, dict[str, Any]]],
     outcomes: dict[str, Outcome],
 ) -> list[tuple[DesiredService, dict[str, Any]]]:
-    """Validate the merged Gateway; managed blocks with an error are left out (unmanaged ones are not ours).
+    """Validate the merged Gateway before it is written; managed blocks with an error are left out.
 
-    One pass is enough: every error is about one server on its own, or a later duplicate port name, and leaving
-    servers out never gives another server an error.
+    Of Istio's errors for a whole Gateway (`validate_gateway`), those of one server on its own are checked
+    here, for every block that is not already live exactly as it is; duplicate port names and §7 merges were
+    checked by `PortIndex` while the blocks were accepted (the rest of `validate_gateway` is warnings). Leaving
+    servers out never gives another server an error, so one pass is enough.
     """
-    servers = unmanaged + [server for _, server in accepted]
-    bad: dict[int, str] = {}
-    for issue in validate_gateway(_merged_gateway(live, servers, [])):
-        match = _SERVER_PATH.match(issue.path)
-        if issue.severity == "error" and match and int(match.group(1)) >= len(unmanaged):
-            bad.setdefault(int(match.group(1)) - len(unmanaged), f"{issue.path}: {issue.message}")
-    for position, message in bad.items():
-        item = accepted[position][0]
-        outcomes[item.service_id] = Outcome(
-            State.REJECTED, f"the merged Gateway would be invalid: {message}", item.revision
-        )
-    return [pair for position, pair in enumerate(accepted) if position not in bad]
+    kept = []
+    for item, server in accepted:
+        if live_managed.get(server_name(server)) == server:
+            kept.append((item, server))
+            continue
+        position = len(unmanaged) + len(kept)
+        errors = [i for i in validate_server(server, f"spec.servers[{position}]") if i.severity == "error"]
+        if errors:
+            message = f"{errors[0].path}: {errors[0].message}"
+            outcomes[item.service_id] = Outcome(
+                State.REJECTED, f"the merged Gateway would be invalid: {message}", item.revision
+            )
+            continue
+        kept.append((item, server))
+    return kept
 
 
 def _with_placeholder(servers: list[dict[str, Any]], placeholder: dict[str, Any]) -> list[dict[str, Any]]:
