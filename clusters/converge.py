@@ -281,27 +281,29 @@ def _converge(
         if isinstance(exc, kube.PermanentError):
             return None
         raise
-    if plan is IDLE:
+    if plan is None:
         GatewayState.objects.filter(pk=state.pk).update(last_reconciled_at=timezone.now())
-        return plan
+        return idle_plan(state)
     _record_success(cluster, traffic_type, state, desired, plan, live, wanted)
     return plan
 
 
-# An idle reconcile's answer: the live Gateway is what the portal last wrote and the database wants the same.
-IDLE = Plan(
-    gateway=None,
-    servers=[],
-    managed_names=[],
-    managed_digest="",
-    added=[],
-    removed=[],
-    changed=[],
-    secret_ops=[],
-    secrets_record={},
-    outcomes={},
-    drift=False,
-)
+def idle_plan(state: GatewayState) -> Plan:
+    """An idle reconcile's answer: the live Gateway is what the portal last wrote, and the database wants the same
+    (its outcomes are the statuses recorded then)."""
+    return Plan(
+        gateway=None,
+        servers=[],
+        managed_names=list(state.managed_servers),
+        managed_digest=state.managed_digest,
+        added=[],
+        removed=[],
+        changed=[],
+        secret_ops=[],
+        secrets_record=dict(state.secrets),
+        outcomes={},
+        drift=False,
+    )
 
 
 @contextlib.contextmanager
@@ -338,7 +340,8 @@ def _plan_and_write(
     wanted: str,
     *,
     verify_all: bool,
-) -> tuple[Plan, dict[str, Any]]:
+) -> tuple[Plan | None, dict[str, Any]]:
+    """Plan and carry out; (None, live) when idle."""
     client = kube.client_for(cluster)
     client.remember_istio_api_version(cluster.istio_api_version)
     namespace, name = cluster.gateway_ref(traffic_type)
@@ -350,7 +353,7 @@ def _plan_and_write(
         except kube.NotFoundError:
             raise kube.PermanentError(f"Gateway {namespace}/{name} does not exist on cluster {cluster.name}")
         if not verify_all and _is_idle(state, live, wanted):
-            return IDLE, live
+            return None, live
         items = load_material(items, set(), settings_)  # revisions without stored digests only
         facts = read_facts(client, items, settings_, state, verify_all=verify_all)
         items = load_material(items, set(facts.secrets), settings_)
@@ -609,22 +612,20 @@ def _record_success(
     for sid, waiting in desired.awaiting.items():
         if outcomes.get(sid, Outcome("")).state == State.APPLIED:
             outcomes[sid] = waiting
-    refused = bool(plan.refused)
     with transaction.atomic():
-        _write_statuses(cluster, traffic_type, desired, outcomes, remove_others=not refused)
+        _write_statuses(cluster, traffic_type, desired, outcomes, remove_others=True)
         _audit_changes(cluster, traffic_type, state, desired, plan)
-        if not refused:
-            state.managed_servers = plan.managed_names
-            state.managed_digest = plan.managed_digest
-            state.secrets = plan.secrets_record
+        state.managed_servers = plan.managed_names
+        state.managed_digest = plan.managed_digest
+        state.secrets = plan.secrets_record
         # A block left out for a passing reason (a secret write that failed, a referenced Secret or a namespace
         # missing) is checked again by the next reconcile.
         passing = any(outcome.state == State.FAILED or outcome.recheck for outcome in outcomes.values())
-        state.desired_digest = "" if refused or passing else wanted
+        state.desired_digest = "" if passing else wanted
         state.resource_version = (live.get("metadata") or {}).get("resourceVersion", "")
         state.last_reconciled_at = timezone.now()
-        state.last_result = "refused" if refused else "ok"
-        state.last_message = plan.refused
+        state.last_result = "ok"
+        state.last_message = ""
         state.save()
 
 

@@ -127,7 +127,6 @@ class Plan:
     secrets_record: dict[str, dict[str, str]]
     outcomes: dict[str, Outcome]
     drift: bool
-    refused: str = ""
 
     @property
     def servers_diff(self) -> dict[str, list[str]]:

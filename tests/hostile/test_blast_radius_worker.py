@@ -235,3 +235,24 @@ def test_a_secret_written_in_a_round_whose_gateway_write_fails_is_removed_with_i
     gateway_converge(cluster_id=cluster.pk, traffic_type="ingress")
 
     assert kubesim.store.secret("istio-system", "shop-payments-secret") is None
+
+
+@pytest.mark.django_db
+def test_two_refused_blocks_among_many_are_both_found_and_the_rest_is_written(kubesim):
+    from clusters.converge import gateway_converge
+    from services.models import GatewayServiceStatus
+    from tests.clusters.builders import make_service, sim_cluster
+
+    cluster = sim_cluster(kubesim, "c1")
+    services = [make_service(f"svc{i}", clusters=["c1"]) for i in range(16)]
+    kubesim.faults.deny_host("svc3.payments.example.com")
+    kubesim.faults.deny_host("svc11.payments.example.com")
+
+    gateway_converge(cluster_id=cluster.pk, traffic_type="ingress")
+
+    states = {s.name: GatewayServiceStatus.objects.get(service=s, cluster=cluster) for s in services}
+    assert {name for name, status in states.items() if status.state == "rejected"} == {"svc3", "svc11"}
+    assert "svc3.payments.example.com" in states["svc3"].message
+    assert "svc11" not in states["svc3"].message
+    assert set(_live_names(kubesim)) == {"http"} | {f"http-svc{i}-payments" for i in range(16) if i not in (3, 11)}
+    assert kubesim.requests.gateway_writes("istio-system", "ingress-gateway") <= 1 + 4 * 5 + 4
