@@ -383,23 +383,19 @@ def load_material(
     items: list[DesiredService], read: set[tuple[str, str]], settings_: GatewaySettings
 ) -> list[DesiredService]:
     """Load (decrypt) the TLS material of the blocks whose Secrets were `read`, and of any without stored digests."""
-    needed = [
-        item
+    needed = {
+        item.revision_pk
         for item in items
         if item.material is None
         and item.revision_pk is not None
         and "tls_secret" in (item.spec.get("tls_options") or {})
         and (wants_material(item) or (secret_target_namespace(item.spec, settings_), secret_name(item.spec)) in read)
-    ]
+    }
     if not needed:
         return items
-    materials = dict(
-        GatewayServiceRevision.objects.filter(pk__in=[item.revision_pk for item in needed]).values_list(
-            "pk", "tls_material"
-        )
-    )
+    materials = dict(GatewayServiceRevision.objects.filter(pk__in=needed).values_list("pk", "tls_material"))
     return [
-        dataclasses.replace(item, material=materials.get(item.revision_pk)) if item in needed else item
+        dataclasses.replace(item, material=materials.get(item.revision_pk)) if item.revision_pk in needed else item
         for item in items
     ]
 
@@ -469,6 +465,7 @@ def _isolate_refusal(
     cause.
     """
     original = live
+    by_id = {item.service_id: item for item in items}
     current: dict[str, Any] = {"live": live, "writes": 0, "wrote": False}
     budget = 4 * math.ceil(math.log2(len(items) + 1)) + 4
     out_of_budget = kube.PermanentError("out of budget")
@@ -508,7 +505,7 @@ def _isolate_refusal(
                 )
             else:
                 message = f"the cluster refused the block: {_refusal_text(exc)}"
-            excluded[sid] = Outcome(State.REJECTED, message, next(i.revision for i in items if i.service_id == sid))
+            excluded[sid] = Outcome(State.REJECTED, message, by_id[sid].revision)
 
     def bisect(suspects: list[str], exc: kube.PermanentError, rest: set[str]) -> None:
         """With `suspects` (and without `rest`) the Gateway is refused by `exc`; without them it passes."""
@@ -533,7 +530,7 @@ def _isolate_refusal(
     else:
         applied = [sid for sid, outcome in plan.outcomes.items() if outcome.state == State.APPLIED]
         changed_names = set(plan.added) | set(plan.changed)
-        changed = [sid for sid in applied if port_name(_spec_of(items, sid)) in changed_names]
+        changed = [sid for sid in applied if port_name(by_id[sid].spec) in changed_names]
         suspects = changed
         if not changed or attempt(set(changed)) is not None:
             suspects = applied  # the live Gateway itself is refused now: every block is a suspect
@@ -546,10 +543,6 @@ def _isolate_refusal(
     if not current["wrote"]:
         final.gateway = None
     return final, current["live"]
-
-
-def _spec_of(items: list[DesiredService], sid: str) -> dict[str, Any]:
-    return next(item.spec for item in items if item.service_id == sid)
 
 
 def _refusal_text(exc: kube.PermanentError) -> str:
