@@ -31,7 +31,7 @@ EDITABLE_FIELDS = (
     "namespace_scoped_hosts",
     *CREDENTIAL_FIELDS,
 )
-_GATEWAY_REF = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_GATEWAY_REF = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 
 
 # --- Cluster writes -------------------------------------------------------------------------------------------------
@@ -102,7 +102,7 @@ def _apply(cluster: Cluster, fields: dict[str, Any], *, creating: bool) -> None:
         )
     errors: dict[str, list[str]] = {}
     for ref_field in ("ingress_gateway", "egress_gateway"):
-        if ref_field in fields and not _GATEWAY_REF.match(fields[ref_field] or ""):
+        if ref_field in fields and not _GATEWAY_REF.fullmatch(fields[ref_field] or ""):
             errors[ref_field] = ["give the Gateway as '<namespace>/<name>', e.g. 'istio-system/ingress-gateway'"]
     if fields.get("kubeconfig"):
         try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import re
 import time
 from collections.abc import Iterator
@@ -21,16 +22,16 @@ from django.utils import timezone
 
 from audit.actions import audit_record
 from clusters import kube
-from clusters.desired import Desired, collect_desired, gateway_settings, read_facts
+from clusters.desired import Desired, collect_desired, desired_digest, gateway_settings, load_material, read_facts
 from clusters.models import Cluster, GatewayState
-from clusters.reconcile import DesiredService, Outcome, Plan, SecretOp, plan_gateway
+from clusters.reconcile import DesiredService, Facts, Outcome, Plan, SecretOp, plan_gateway
 from gatewayportal import metrics
 from gatewayportal.locks import try_advisory_lock
 from gatewayportal.redis import key_prefix, redis_client
 from services.actions import remove_finished_services
 from services.choices import State
 from services.models import GatewayServiceStatus
-from services.rendering import port_name
+from services.rendering import GatewaySettings, port_name
 
 logger = logging.getLogger(__name__)
 
@@ -81,32 +82,65 @@ def gateway_converge(
     With `record_conflicts=False` a ConflictStorm is raised without being recorded: another writer being busy
     is not a failure of the gateway while retries remain.
     """
-    cluster = Cluster.objects.filter(pk=cluster_id).first()
-    if cluster is None or not cluster.enabled:
-        return None
-    with gateway_lock(cluster_id, traffic_type), _timed(cluster.name, traffic_type):
-        state, _ = GatewayState.objects.get_or_create(cluster=cluster, traffic_type=traffic_type)
-        desired = collect_desired(cluster, traffic_type)
-        if not (
-            desired.items
-            or desired.preset
-            or state.managed_servers
-            or state.secrets
-            or _has_statuses(cluster, traffic_type)
-        ):
-            return None  # the portal has never had anything on this gateway: nothing to converge
-        try:
-            plan, live = _plan_and_write(cluster, traffic_type, state, desired, verify_all=verify_all)
-        except kube.KubeError as exc:
-            if isinstance(exc, ConflictStorm) and not record_conflicts:
-                raise
-            metrics.count_apply_failure(type(exc).__name__)
-            _record_failure(cluster, traffic_type, state, desired, exc.message)
-            if isinstance(exc, kube.PermanentError):
-                return None
+    with gateway_lock(cluster_id, traffic_type):
+        state = GatewayState.objects.select_related("cluster").filter(cluster_id=cluster_id, traffic_type=traffic_type)
+        state = state.first()
+        cluster = state.cluster if state else Cluster.objects.filter(pk=cluster_id).first()
+        if cluster is None or not cluster.enabled:
+            return None
+        if state is None:
+            state = GatewayState(cluster=cluster, traffic_type=traffic_type)  # saved with its first record
+        with _timed(cluster.name, traffic_type):
+            return _converge(cluster, traffic_type, state, verify_all=verify_all, record_conflicts=record_conflicts)
+
+
+def _converge(
+    cluster: Cluster, traffic_type: str, state: GatewayState, *, verify_all: bool, record_conflicts: bool
+) -> Plan | None:
+    desired = collect_desired(cluster, traffic_type)
+    if not (
+        desired.items
+        or desired.preset
+        or state.managed_servers
+        or state.secrets
+        or _has_statuses(cluster, traffic_type)
+    ):
+        return None  # the portal has never had anything on this gateway: nothing to converge
+    settings_ = gateway_settings(cluster, traffic_type)
+    wanted = desired_digest(desired, settings_)
+    try:
+        plan, live = _plan_and_write(cluster, traffic_type, state, desired, settings_, wanted, verify_all=verify_all)
+    except kube.KubeError as exc:
+        if isinstance(exc, ConflictStorm) and not record_conflicts:
             raise
-        _record_success(cluster, traffic_type, state, desired, plan, live)
-        return plan
+        metrics.count_apply_failure(type(exc).__name__)
+        _record_failure(cluster, traffic_type, state, desired, exc.message)
+        if isinstance(exc, kube.PermanentError):
+            return None
+        raise
+    if plan is None:
+        GatewayState.objects.filter(pk=state.pk).update(last_reconciled_at=timezone.now())
+        return idle_plan(state)
+    _record_success(cluster, traffic_type, state, desired, plan, live, wanted)
+    return plan
+
+
+def idle_plan(state: GatewayState) -> Plan:
+    """An idle reconcile's answer: the live Gateway is what the portal last wrote, and the database wants the same
+    (its outcomes are the statuses recorded then)."""
+    return Plan(
+        gateway=None,
+        servers=[],
+        managed_names=list(state.managed_servers),
+        managed_digest=state.managed_digest,
+        added=[],
+        removed=[],
+        changed=[],
+        secret_ops=[],
+        secrets_record=dict(state.secrets),
+        outcomes={},
+        drift=False,
+    )
 
 
 @contextlib.contextmanager
@@ -122,40 +156,195 @@ def _has_statuses(cluster: Cluster, traffic_type: str) -> bool:
     return GatewayServiceStatus.objects.filter(cluster=cluster, traffic_type=traffic_type).exists()
 
 
+def _is_idle(state: GatewayState, live: dict[str, Any], wanted: str) -> bool:
+    """Nothing to do: the last reconcile converged, the database wants what it wanted then, and nobody has
+    written the Gateway since (its resourceVersion is the one the portal wrote or read)."""
+    return (
+        state.pk is not None
+        and state.last_result == "ok"
+        and state.desired_digest == wanted
+        and bool(state.resource_version)
+        and (live.get("metadata") or {}).get("resourceVersion") == state.resource_version
+    )
+
+
 def _plan_and_write(
-    cluster: Cluster, traffic_type: str, state: GatewayState, desired: Desired, *, verify_all: bool
-) -> tuple[Plan, dict[str, Any]]:
+    cluster: Cluster,
+    traffic_type: str,
+    state: GatewayState,
+    desired: Desired,
+    settings_: GatewaySettings,
+    wanted: str,
+    *,
+    verify_all: bool,
+) -> tuple[Plan | None, dict[str, Any]]:
+    """Plan and carry out; (None, live) when idle."""
     client = kube.client_for(cluster)
     client.remember_istio_api_version(cluster.istio_api_version)
-    settings_ = gateway_settings(cluster, traffic_type)
     namespace, name = cluster.gateway_ref(traffic_type)
     excluded: dict[str, Outcome] = dict(desired.preset)
+    items = desired.items
     for _ in range(MAX_CONFLICT_ROUNDS):
         try:
             live = client.get_gateway(namespace, name)
         except kube.NotFoundError:
             raise kube.PermanentError(f"Gateway {namespace}/{name} does not exist on cluster {cluster.name}")
-        facts = read_facts(client, desired.items, settings_, state, verify_all=verify_all)
-        plan = plan_gateway(live=live, desired=desired.items, settings=settings_, facts=facts, excluded=excluded)
+        if not verify_all and _is_idle(state, live, wanted):
+            return None, live
+        items = load_material(items, set(), settings_)  # revisions without stored digests only
+        facts = read_facts(client, items, settings_, state, verify_all=verify_all)
+        items = load_material(items, set(facts.secrets), settings_)
+        plan = plan_gateway(live=live, desired=items, settings=settings_, facts=facts, excluded=excluded)
         try:
             failed = _write_secrets(client, plan.secret_ops)
+            _remember_secrets(state, facts, plan.secret_ops, failed)
             if failed:
                 excluded.update(failed)
                 continue
             if plan.gateway is not None:
-                written = client.replace_gateway(plan.gateway)
-                live = written
+                try:
+                    live = client.replace_gateway(plan.gateway)
+                except kube.PermanentError as exc:
+                    if not _is_refusal(exc):
+                        raise
+                    plan, live = _isolate_refusal(client, exc, live, items, settings_, facts, excluded)
             _delete_secrets(client, plan.secret_ops)
             return plan, live
         except kube.ConflictError:
             logger.info("conflict writing %s/%s on %s; re-reading", namespace, name, cluster.name)
             continue
-        except kube.PermanentError as exc:
-            rejected = _rejected_by_apiserver(exc, plan, live, desired.items)
-            if not rejected:
-                raise
-            excluded.update(rejected)
     raise ConflictStorm(f"gave up after {MAX_CONFLICT_ROUNDS} rounds of conflicting writes; will retry")
+
+
+def _remember_secrets(state: GatewayState, facts: Facts, ops: list[SecretOp], failed: dict[str, Outcome]) -> None:
+    """Record every Secret written before the Gateway write can fail: none is ever orphaned on the cluster.
+
+    A Secret recorded here and wanted by no block is deleted by a later plan (`plan_gateway`).
+    """
+    written = {
+        op.key: {"digest": op.digest, "service": op.service_id}
+        for op in ops
+        if op.action in ("create", "update") and op.service_id not in failed
+    }
+    if not written:
+        return
+    facts.recorded_secrets.update(written)
+    state.secrets = {**state.secrets, **written}
+    if state.pk is None:
+        state.save()
+    else:
+        GatewayState.objects.filter(pk=state.pk).update(secrets=state.secrets)
+
+
+# --- Refusals -------------------------------------------------------------------------------------------------------
+
+
+def _is_refusal(exc: kube.PermanentError) -> bool:
+    """The API server or an admission webhook refused the Gateway's content (not our credentials)."""
+    return exc.status in (400, 422) or (exc.status == 403 and "admission webhook" in exc.message)
+
+
+def _isolate_refusal(
+    client: kube.KubeClient,
+    refusal: kube.PermanentError,
+    live: dict[str, Any],
+    items: list[DesiredService],
+    settings_: GatewaySettings,
+    facts: Facts,
+    excluded: dict[str, Outcome],
+) -> tuple[Plan, dict[str, Any]]:
+    """Find the blocks the server refuses, leave them out with its message, and write everything else.
+
+    A 422 naming `spec.servers[i]` points at its blocks. Otherwise the suspects are the blocks that changed
+    since the live Gateway (the last one accepted), bisected: each attempt writes a subset, and a subset that
+    passes stays written. When the live Gateway itself no longer passes, every managed block is a suspect.
+    At most `4 * ceil(log2(n + 1)) + 4` writes; suspects still untested then are left out together. The
+    refused blocks' statuses carry the server's message. Raises the refusal when no block of the portal is the
+    cause.
+    """
+    original = live
+    by_id = {item.service_id: item for item in items}
+    current: dict[str, Any] = {"live": live, "writes": 0, "wrote": False}
+    budget = 4 * math.ceil(math.log2(len(items) + 1)) + 4
+    out_of_budget = kube.PermanentError("out of budget")
+
+    def attempt(held: set[str], *, proof: bool = True) -> kube.PermanentError | None:
+        """Write the plan without `held` (and without the culprits found so far); None when accepted."""
+        plan = plan_gateway(
+            live=current["live"],
+            desired=items,
+            settings=settings_,
+            facts=facts,
+            excluded={**excluded, **{sid: Outcome(State.REJECTED) for sid in held}},
+        )
+        # Nothing to change is no proof the server accepts it (its rules may have changed since the live Gateway
+        # was written): the unchanged Gateway is written again, which admission reviews like any update.
+        if plan.gateway is None and not proof:
+            return None
+        body = plan.gateway if plan.gateway is not None else current["live"]
+        if current["writes"] >= budget:
+            return out_of_budget
+        current["writes"] += 1
+        try:
+            current["live"] = client.replace_gateway(body)
+        except kube.PermanentError as exc:
+            if not _is_refusal(exc):
+                raise
+            return exc
+        current["wrote"] = current["wrote"] or plan.gateway is not None
+        return None
+
+    def reject(suspects: list[str], exc: kube.PermanentError) -> None:
+        for sid in suspects:
+            if exc is out_of_budget:
+                message = (
+                    f"the cluster refused the Gateway ({_refusal_text(refusal)}); this block was left out with "
+                    f"{len(suspects) - 1} other(s) once {budget} writes had not isolated the cause"
+                )
+            else:
+                message = f"the cluster refused the block: {_refusal_text(exc)}"
+            excluded[sid] = Outcome(State.REJECTED, message, by_id[sid].revision)
+
+    def bisect(suspects: list[str], exc: kube.PermanentError, rest: set[str]) -> None:
+        """With `suspects` (and without `rest`) the Gateway is refused by `exc`; without them it passes."""
+        if len(suspects) == 1 or exc is out_of_budget:
+            reject(suspects, exc)
+            return
+        half = len(suspects) // 2
+        left, right = suspects[:half], suspects[half:]
+        failed = attempt(set(right) | rest)
+        if failed is None:
+            bisect(right, exc, rest)
+            return
+        bisect(left, failed, set(right) | rest)
+        failed = attempt(rest)
+        if failed is not None:
+            bisect(right, failed, rest)
+
+    plan = plan_gateway(live=original, desired=items, settings=settings_, facts=facts, excluded=excluded)
+    pointed = _rejected_by_apiserver(refusal, plan, items)
+    if pointed:
+        excluded.update(pointed)
+    else:
+        applied = [sid for sid, outcome in plan.outcomes.items() if outcome.state == State.APPLIED]
+        changed_names = set(plan.added) | set(plan.changed)
+        changed = [sid for sid in applied if port_name(by_id[sid].spec) in changed_names]
+        suspects = changed
+        if not changed or attempt(set(changed)) is not None:
+            suspects = applied  # the live Gateway itself is refused now: every block is a suspect
+            if not applied or attempt(set(applied)) is not None:
+                raise refusal  # refused without any block of the portal: not ours to fix
+        bisect(suspects, refusal, set())
+    if attempt(set(), proof=False) is not None:
+        raise refusal
+    final = plan_gateway(live=original, desired=items, settings=settings_, facts=facts, excluded=excluded)
+    if not current["wrote"]:
+        final.gateway = None
+    return final, current["live"]
+
+
+def _refusal_text(exc: kube.PermanentError) -> str:
+    return exc.message
 
 
 def _write_secrets(client: kube.KubeClient, ops: list[SecretOp]) -> dict[str, Outcome]:
@@ -178,10 +367,8 @@ def _delete_secrets(client: kube.KubeClient, ops: list[SecretOp]) -> None:
             client.delete_secret(op.namespace, op.name)
 
 
-def _rejected_by_apiserver(
-    exc: kube.PermanentError, plan: Plan, live: dict[str, Any], items: list[DesiredService]
-) -> dict[str, Outcome]:
-    """A 422 naming managed servers: leave those blocks out and try again; anything else is not ours to fix."""
+def _rejected_by_apiserver(exc: kube.PermanentError, plan: Plan, items: list[DesiredService]) -> dict[str, Outcome]:
+    """A 422 naming managed servers: the blocks those causes point at."""
     if exc.status != 422 or plan.gateway is None:
         return {}
     servers = plan.gateway["spec"]["servers"]
@@ -204,24 +391,32 @@ def _rejected_by_apiserver(
 
 
 def _record_success(
-    cluster: Cluster, traffic_type: str, state: GatewayState, desired: Desired, plan: Plan, live: dict[str, Any]
+    cluster: Cluster,
+    traffic_type: str,
+    state: GatewayState,
+    desired: Desired,
+    plan: Plan,
+    live: dict[str, Any],
+    wanted: str,
 ) -> None:
     outcomes = dict(plan.outcomes)
     for sid, waiting in desired.awaiting.items():
         if outcomes.get(sid, Outcome("")).state == State.APPLIED:
             outcomes[sid] = waiting
-    refused = bool(plan.refused)
     with transaction.atomic():
-        _write_statuses(cluster, traffic_type, desired, outcomes, remove_others=not refused)
+        _write_statuses(cluster, traffic_type, desired, outcomes, remove_others=True)
         _audit_changes(cluster, traffic_type, state, desired, plan)
-        if not refused:
-            state.managed_servers = plan.managed_names
-            state.managed_digest = plan.managed_digest
-            state.secrets = plan.secrets_record
+        state.managed_servers = plan.managed_names
+        state.managed_digest = plan.managed_digest
+        state.secrets = plan.secrets_record
+        # A block left out for a passing reason (a secret write that failed, a referenced Secret or a namespace
+        # missing) is checked again by the next reconcile.
+        passing = any(outcome.state == State.FAILED or outcome.recheck for outcome in outcomes.values())
+        state.desired_digest = "" if passing else wanted
         state.resource_version = (live.get("metadata") or {}).get("resourceVersion", "")
         state.last_reconciled_at = timezone.now()
-        state.last_result = "refused" if refused else "ok"
-        state.last_message = plan.refused
+        state.last_result = "ok"
+        state.last_message = ""
         state.save()
 
 
@@ -256,13 +451,18 @@ def _write_statuses(
     remove_others: bool,
     keep_applied: bool = False,
 ) -> None:
+    # Plain values, not model instances: a gateway holds thousands of statuses and few of them change.
     existing = {
-        str(s.service_id): s for s in GatewayServiceStatus.objects.filter(cluster=cluster, traffic_type=traffic_type)
+        str(row[1]): row
+        for row in GatewayServiceStatus.objects.filter(cluster=cluster, traffic_type=traffic_type).values_list(
+            "id", "service_id", "state", "revision", "message"
+        )
     }
+    now = timezone.now()
     to_create, to_update = [], []
     for sid, outcome in outcomes.items():
-        status = existing.get(sid)
-        if status is None:
+        row = existing.get(sid)
+        if row is None:
             to_create.append(
                 GatewayServiceStatus(
                     service_id=sid,
@@ -274,12 +474,15 @@ def _write_statuses(
                 )
             )
             continue
-        if keep_applied and status.state == State.APPLIED and status.revision == outcome.revision:
+        pk, _, state, revision, message = row
+        if keep_applied and state == State.APPLIED and revision == outcome.revision:
             continue
-        if (status.state, status.revision, status.message) != (outcome.state, outcome.revision, outcome.message):
-            status.state, status.revision, status.message = outcome.state, outcome.revision, outcome.message
-            status.updated_at = timezone.now()
-            to_update.append(status)
+        if (state, revision, message) != (outcome.state, outcome.revision, outcome.message):
+            to_update.append(
+                GatewayServiceStatus(
+                    id=pk, state=outcome.state, revision=outcome.revision, message=outcome.message, updated_at=now
+                )
+            )
     GatewayServiceStatus.objects.bulk_create(to_create)
     GatewayServiceStatus.objects.bulk_update(to_update, ["state", "revision", "message", "updated_at"])
     if remove_others:

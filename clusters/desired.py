@@ -5,16 +5,21 @@ Read by the worker (`clusters.converge`) and by the read-only views of a gateway
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.db.models import TextField
+from django.db.models.functions import Cast
+
 from clusters import kube
 from clusters.models import Cluster, GatewayState
-from clusters.reconcile import DesiredService, Facts, Outcome, reads_needed
+from clusters.reconcile import DesiredService, Facts, Outcome, reads_needed, wants_material
 from services.choices import Approval, State
-from services.models import GatewayService
-from services.rendering import GatewaySettings
+from services.models import GatewayService, GatewayServiceRevision
+from services.rendering import GatewaySettings, digest, render_server, secret_name, secret_target_namespace
 from services.targeting import targets
+from services.validation.istio import validate_server
 
 
 @dataclass
@@ -27,31 +32,98 @@ class Desired:
 
 
 def gateway_settings(cluster: Cluster, traffic_type: str) -> GatewaySettings:
+    placeholder = cluster.placeholder_server
+    if not isinstance(placeholder, dict) or not placeholder or validate_server(placeholder):
+        placeholder = None  # unset or not a server Istio accepts: the default one
     return GatewaySettings(
-        namespace_scoped_hosts=cluster.namespace_scoped_hosts, secret_namespace=cluster.secret_namespace(traffic_type)
+        namespace_scoped_hosts=cluster.namespace_scoped_hosts,
+        secret_namespace=cluster.secret_namespace(traffic_type),
+        placeholder=placeholder,
     )
+
+
+def desired_digest(desired: Desired, settings_: GatewaySettings) -> str:
+    """One digest of everything the gateway's managed part and its statuses are computed from."""
+    items = [
+        [
+            item.service_id,
+            item.revision,
+            item.block_digest or digest(render_server(item.spec, GatewaySettings(namespace_scoped_hosts=False))),
+            item.secret_digest,
+            ((item.spec.get("tls_options") or {}).get("tls_secret_ref") or {}).get("secret_name", ""),
+        ]
+        for item in desired.items
+    ]
+    outcomes = {
+        kind: sorted([sid, o.state, o.message, o.revision] for sid, o in found.items())
+        for kind, found in (("preset", desired.preset), ("awaiting", desired.awaiting))
+    }
+    setting = [settings_.namespace_scoped_hosts, settings_.secret_namespace, settings_.placeholder]
+    return digest([setting, items, outcomes])
+
+
+_REVISION_FIELDS = ("id", "number", "spec", "approval", "block_digest", "secret_digest", "created_at")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Revision:
+    id: int
+    number: int
+    spec: dict[str, Any]
+    approval: str
+    block_digest: str
+    secret_digest: str
+    created_at: Any
+    block_json: str
 
 
 def collect_desired(cluster: Cluster, traffic_type: str) -> Desired:
-    """Every live revision that should run on this gateway, oldest service first (older blocks win clashes)."""
+    """Every live revision that should run on this gateway, oldest service first (older blocks win clashes).
+
+    One query of plain values: no model instances, no private keys (`load_material` reads those only for the
+    secrets about to be written), and each stored block as JSON text, decoded only if the gateway is planned.
+    """
     desired = Desired()
-    services = (
+    gated = cluster.requires_approval
+    kinds = ("current_revision", "approved_revision") if gated else ("current_revision",)
+    columns = ["id", "team__slug"]
+    annotations = {}
+    for kind in kinds:
+        columns += [f"{kind}__{name}" for name in _REVISION_FIELDS]
+        annotations[f"{kind}_block"] = Cast(f"{kind}__rendered_block", TextField())
+    rows = (
         GatewayService.objects.filter(traffic_type=traffic_type, deleting_at__isnull=True)
-        .select_related("team", "current_revision", "approved_revision")
+        .annotate(**annotations)
         .order_by("created_at", "id")
+        .values_list(*columns, *annotations)
     )
-    for service in services:
-        sid = str(service.id)
-        current, approved = service.current_revision, service.approved_revision
-        runs = approved if cluster.requires_approval else current
+    width = len(_REVISION_FIELDS)
+    for row in rows:
+        sid, team = str(row[0]), row[1]
+        revisions = []
+        for index in range(len(kinds)):
+            values = row[2 + index * width : 2 + (index + 1) * width]
+            block = row[2 + len(kinds) * width + index]
+            revisions.append(_Revision(*values, block or "") if values[0] is not None else None)
+        current = revisions[0]
+        runs = revisions[1] if gated else current
         waiting = (
-            cluster.requires_approval
-            and current is not None
-            and current.approval == Approval.PENDING
-            and _targets(current.spec, cluster)
+            gated and current is not None and current.approval == Approval.PENDING and _targets(current.spec, cluster)
         )
         if runs is not None and _targets(runs.spec, cluster):
-            desired.items.append(DesiredService(sid, service.team.slug, runs.number, runs.spec, runs.tls_material))
+            desired.items.append(
+                DesiredService(
+                    sid,
+                    team,
+                    runs.number,
+                    runs.spec,
+                    block_json=runs.block_json,
+                    block_digest=runs.block_digest,
+                    secret_digest=runs.secret_digest,
+                    created=runs.created_at.timestamp(),
+                    revision_pk=runs.id,
+                )
+            )
             if waiting:
                 desired.awaiting[sid] = Outcome(
                     State.AWAITING_APPROVAL,
@@ -62,12 +134,7 @@ def collect_desired(cluster: Cluster, traffic_type: str) -> Desired:
             desired.preset[sid] = Outcome(
                 State.AWAITING_APPROVAL, f"revision {current.number} awaits approval before it runs on this cluster"
             )
-        elif (
-            cluster.requires_approval
-            and current
-            and current.approval == Approval.REJECTED
-            and _targets(current.spec, cluster)
-        ):
+        elif gated and current and current.approval == Approval.REJECTED and _targets(current.spec, cluster):
             desired.preset[sid] = Outcome(
                 State.REJECTED, f"revision {current.number} was rejected and no approved revision runs on this cluster"
             )
@@ -76,6 +143,27 @@ def collect_desired(cluster: Cluster, traffic_type: str) -> Desired:
 
 def _targets(spec: dict[str, Any], cluster: Cluster) -> bool:
     return targets(spec, cluster_name=cluster.name, labels=cluster.labels, enabled=cluster.enabled)
+
+
+def load_material(
+    items: list[DesiredService], read: set[tuple[str, str]], settings_: GatewaySettings
+) -> list[DesiredService]:
+    """Load (decrypt) the TLS material of the blocks whose Secrets were `read`, and of any without stored digests."""
+    needed = {
+        item.revision_pk
+        for item in items
+        if item.material is None
+        and item.revision_pk is not None
+        and "tls_secret" in (item.spec.get("tls_options") or {})
+        and (wants_material(item) or (secret_target_namespace(item.spec, settings_), secret_name(item.spec)) in read)
+    }
+    if not needed:
+        return items
+    materials = dict(GatewayServiceRevision.objects.filter(pk__in=needed).values_list("pk", "tls_material"))
+    return [
+        dataclasses.replace(item, material=materials.get(item.revision_pk)) if item.revision_pk in needed else item
+        for item in items
+    ]
 
 
 def read_facts(

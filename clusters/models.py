@@ -3,6 +3,12 @@ from django.db import models
 from gatewayportal.crypto import EncryptedTextField
 
 
+def default_placeholder_server() -> dict:
+    from services.rendering import DEFAULT_PLACEHOLDER_SERVER
+
+    return dict(DEFAULT_PLACEHOLDER_SERVER)
+
+
 class Cluster(models.Model):
     name = models.SlugField(max_length=63, unique=True)
     labels = models.JSONField(default=dict, blank=True)
@@ -13,6 +19,12 @@ class Cluster(models.Model):
     ingress_secret_namespace = models.CharField(max_length=63, null=True, blank=True)
     egress_secret_namespace = models.CharField(max_length=63, null=True, blank=True)
     namespace_scoped_hosts = models.BooleanField(default=True)
+    placeholder_server = models.JSONField(
+        default=default_placeholder_server,
+        blank=True,
+        help_text="The server the portal writes while no other server would remain in a Gateway (Istio refuses a "
+        "Gateway without servers); removed as soon as another server is there.",
+    )
 
     # Credentials: api_server + ca_cert + token, or a kubeconfig. Secrets encrypted at rest.
     api_server = models.CharField(max_length=500, blank=True)
@@ -56,6 +68,8 @@ class GatewayState(models.Model):
     # Port names the portal wrote, so its servers stay recognisable even if someone drops the annotation.
     managed_servers = models.JSONField(default=list, blank=True)
     managed_digest = models.CharField(max_length=64, blank=True, help_text="Hash of the managed servers last written.")
+    # Hash of what the database wanted when the gateway last converged: an idle reconcile compares it and stops.
+    desired_digest = models.CharField(max_length=64, blank=True)
     # "namespace/name" -> {"digest", "service"} for every secret the portal created here.
     secrets = models.JSONField(default=dict, blank=True)
     last_reconciled_at = models.DateTimeField(null=True, blank=True)

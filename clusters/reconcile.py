@@ -9,16 +9,18 @@ the plan out. The rules:
   server on the same port and bind with the same host; protocols that cannot share a port) is left out and
   its service is rejected there. Unmanaged servers and older services are accepted first.
 - Secrets referenced by a block must be usable on that cluster, else the block is left out.
-- The merged Gateway is validated as a whole; a managed block with an error is left out. Over 1 MiB,
-  nothing is written at all.
+- The merged Gateway is validated as a whole, only when it is about to be written; a managed block with an
+  error is left out. Over 1 MiB, the newest blocks (by revision creation) are left out until it fits.
+- A Gateway is never written without servers (Istio's webhook refuses it): while no other server would
+  remain, the cluster's placeholder server stands in, managed by the portal like its other blocks.
+- Blocks come rendered from their revisions (`DesiredService.block`, rendered once when the revision was
+  written); a missing one is rendered here.
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,15 +33,18 @@ from services.rendering import (
     MANAGED_BY_LABEL,
     MANAGED_SERVERS_ANNOTATION,
     GatewaySettings,
+    digest,
+    placeholder_server,
     render_secret,
     render_server,
+    scoped_server,
+    secret_digest,
     secret_name,
     secret_target_namespace,
 )
-from services.validation.istio import validate_gateway
+from services.validation.istio import validate_server
 
 MAX_GATEWAY_BYTES = 1024 * 1024
-_SERVER_PATH = re.compile(r"^spec\.servers\[(\d+)\]")
 
 SecretKey = tuple[str, str]  # (namespace, name)
 
@@ -53,6 +58,21 @@ class DesiredService:
     revision: int
     spec: dict[str, Any]
     material: dict[str, Any] | None = None
+    # The revision's stored rendering (`services.rendering.render_revision`): its block with plain hosts, that
+    # block's digest and its Secret's digest. Empty when the revision predates them: rendered here instead.
+    block: dict[str, Any] | None = field(default=None, compare=False)
+    block_json: str = field(default="", compare=False)  # the same block as JSON text, decoded when planned
+    block_digest: str = ""
+    secret_digest: str = ""
+    # When the revision was written (seconds since the epoch): the newest blocks give way first to the size limit.
+    created: float = 0.0
+    revision_pk: int | None = None
+
+    def server(self, settings: GatewaySettings) -> dict[str, Any]:
+        block = self.block if self.block is not None else json.loads(self.block_json) if self.block_json else None
+        if block is None:
+            return render_server(self.spec, settings)
+        return scoped_server(block, self.spec, settings)
 
 
 @dataclass(frozen=True)
@@ -60,6 +80,9 @@ class Outcome:
     state: str
     message: str = ""
     revision: int | None = None
+    # Depends on objects of the cluster other than the Gateway (a Secret or namespace that may appear any time):
+    # worth checking again on the next reconcile, which therefore is never idle.
+    recheck: bool = field(default=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -104,7 +127,6 @@ class Plan:
     secrets_record: dict[str, dict[str, str]]
     outcomes: dict[str, Outcome]
     drift: bool
-    refused: str = ""
 
     @property
     def servers_diff(self) -> dict[str, list[str]]:
@@ -138,18 +160,8 @@ def split_servers(
     return unmanaged, managed
 
 
-def digest(value: Any) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-
-
 def managed_digest(managed: Mapping[str, dict[str, Any]]) -> str:
     return digest(sorted(managed.items()))
-
-
-def secret_digest(secret: Mapping[str, Any]) -> str:
-    """What the portal compares to decide whether a secret it owns must be rewritten."""
-    labels = (secret.get("metadata") or {}).get("labels") or {}
-    return digest({"type": secret.get("type"), "data": secret.get("data") or {}, "labels": labels})
 
 
 class PortIndex:
@@ -159,13 +171,14 @@ class PortIndex:
         self.names: dict[str, str] = {}
         self._listeners = ListenerIndex()
         self._who: list[str] = []
+        self._last: tuple[Mapping[str, Any], int, Listener | None] | None = None
 
     def clash(self, server: Mapping[str, Any]) -> str | None:
         """Why this server cannot be merged with those accepted, or None."""
         name = server_name(server)
         if name in self.names:
             return f"port name {name!r} is already used by {self.names[name]}"
-        current = read_listener(server, len(self._who))
+        current = self._read(server)
         if current is None:
             return None
         earlier, clash = next(self._listeners.clashes(current), (None, None))
@@ -173,9 +186,15 @@ class PortIndex:
             return None
         return _clash_message(earlier, current, clash, self._who[earlier.index])
 
+    def _read(self, server: Mapping[str, Any]) -> Listener | None:
+        """The server's listener at the next index (read once for `clash` and `add` of the same server)."""
+        if self._last is None or self._last[0] is not server or self._last[1] != len(self._who):
+            self._last = (server, len(self._who), read_listener(server, len(self._who)))
+        return self._last[2]
+
     def add(self, server: Mapping[str, Any], who: str) -> None:
         self.names[server_name(server)] = who
-        listener = read_listener(server, len(self._who))
+        listener = self._read(server)
         self._who.append(who)
         if listener is not None:
             self._listeners.add(listener)
@@ -225,12 +244,11 @@ def plan_gateway(
     for item in desired:
         if item.service_id in excluded:
             continue
-        server = render_server(item.spec, settings)
-        reason = (
-            index.clash(server) or _secret_claimed(item, settings, claimed) or _secret_problem(item, settings, facts)
-        )
-        if reason:
-            outcomes[item.service_id] = Outcome(State.REJECTED, reason, item.revision)
+        server = item.server(settings)
+        reason = index.clash(server) or _secret_claimed(item, settings, claimed)
+        problem = None if reason else _secret_problem(item, settings, facts)
+        if reason or problem:
+            outcomes[item.service_id] = Outcome(State.REJECTED, reason or problem, item.revision, recheck=bool(problem))
             continue
         index.add(server, _describe_service(item.spec))
         if _owns_secret(item):
@@ -238,22 +256,18 @@ def plan_gateway(
         accepted.append((item, server))
 
     live_servers = (live.get("spec") or {}).get("servers") or []
-    converged = live_servers == unmanaged + [server for _, server in accepted]
+    placeholder = placeholder_server(settings)
+    converged = live_servers == _with_placeholder(unmanaged + [server for _, server in accepted], placeholder)
     if not converged:
         # Only a Gateway about to be written needs validating; an unchanged one is never rewritten.
-        accepted = _drop_invalid(live, unmanaged, accepted, outcomes)
-    servers = unmanaged + [server for _, server in accepted]
+        accepted = _drop_invalid(live_managed, unmanaged, accepted, outcomes)
+        accepted = _fit_size(live, unmanaged, accepted, placeholder, outcomes)
+    servers = _with_placeholder(unmanaged + [server for _, server in accepted], placeholder)
     managed = {server_name(server): server for _, server in accepted}
+    if not unmanaged and not accepted:
+        managed[server_name(placeholder)] = placeholder
     names = sorted(managed)
     merged = _merged_gateway(live, servers, names)
-
-    size = len(json.dumps(merged, separators=(",", ":")).encode())
-    if size > MAX_GATEWAY_BYTES:
-        refusal = (
-            f"the merged Gateway would be {size} bytes, over Kubernetes' 1 MiB object limit; nothing was written. "
-            "Move some services to another gateway or cluster."
-        )
-        return _refused_plan(live, desired, excluded, facts, refusal)
 
     for item, _ in accepted:
         op = _secret_op(item, settings, facts)
@@ -300,62 +314,98 @@ def _merged_gateway(live: dict[str, Any], servers: list[dict[str, Any]], names: 
 
 
 def _drop_invalid(
-    live: dict[str, Any],
+    live_managed: Mapping[str, dict[str, Any]],
     unmanaged: list[dict[str, Any]],
     accepted: list[tuple[DesiredService, dict[str, Any]]],
     outcomes: dict[str, Outcome],
 ) -> list[tuple[DesiredService, dict[str, Any]]]:
-    """Validate the merged Gateway; managed blocks with an error are left out (unmanaged ones are not ours).
+    """Validate the merged Gateway before it is written; managed blocks with an error are left out.
 
-    One pass is enough: every error is about one server on its own, or a later duplicate port name, and leaving
-    servers out never gives another server an error.
+    Of Istio's errors for a whole Gateway (`validate_gateway`), those of one server on its own are checked
+    here, for every block that is not already live exactly as it is; duplicate port names and §7 merges were
+    checked by `PortIndex` while the blocks were accepted (the rest of `validate_gateway` is warnings). Leaving
+    servers out never gives another server an error, so one pass is enough.
+    """
+    kept = []
+    for item, server in accepted:
+        if live_managed.get(server_name(server)) == server:
+            kept.append((item, server))
+            continue
+        position = len(unmanaged) + len(kept)
+        errors = [i for i in validate_server(server, f"spec.servers[{position}]") if i.severity == "error"]
+        if errors:
+            message = f"{errors[0].path}: {errors[0].message}"
+            outcomes[item.service_id] = Outcome(
+                State.REJECTED, f"the merged Gateway would be invalid: {message}", item.revision
+            )
+            continue
+        kept.append((item, server))
+    return kept
+
+
+def _with_placeholder(servers: list[dict[str, Any]], placeholder: dict[str, Any]) -> list[dict[str, Any]]:
+    """Istio refuses a Gateway without servers: the placeholder stands in while nothing else would remain."""
+    return servers or [placeholder]
+
+
+def gateway_size(gateway: Mapping[str, Any]) -> int:
+    return len(json.dumps(gateway, separators=(",", ":")).encode())
+
+
+def _fit_size(
+    live: dict[str, Any],
+    unmanaged: list[dict[str, Any]],
+    accepted: list[tuple[DesiredService, dict[str, Any]]],
+    placeholder: dict[str, Any],
+    outcomes: dict[str, Outcome],
+) -> list[tuple[DesiredService, dict[str, Any]]]:
+    """Over the object limit, leave out the newest blocks (by revision creation) until the Gateway fits.
+
+    The byte budget's first line of defence is at request time; this is the last one: older blocks keep
+    running and the rest of the Gateway is still written.
     """
     servers = unmanaged + [server for _, server in accepted]
-    bad: dict[int, str] = {}
-    for issue in validate_gateway(_merged_gateway(live, servers, [])):
-        match = _SERVER_PATH.match(issue.path)
-        if issue.severity == "error" and match and int(match.group(1)) >= len(unmanaged):
-            bad.setdefault(int(match.group(1)) - len(unmanaged), f"{issue.path}: {issue.message}")
-    for position, message in bad.items():
+    names = [server_name(server) for _, server in accepted]
+    size = gateway_size(_merged_gateway(live, _with_placeholder(servers, placeholder), names))
+    if size <= MAX_GATEWAY_BYTES:
+        return accepted
+    newest_first = sorted(range(len(accepted)), key=lambda i: (accepted[i][0].created, i), reverse=True)
+    dropped: set[int] = set()
+    for position in newest_first:
+        if size <= MAX_GATEWAY_BYTES:
+            break
+        server = accepted[position][1]
+        # The server, the comma before it, and its name and comma in the managed-servers annotation.
+        size -= gateway_size(server) + 1 + len(server_name(server)) + 1
+        dropped.add(position)
+    for position in dropped:
         item = accepted[position][0]
         outcomes[item.service_id] = Outcome(
-            State.REJECTED, f"the merged Gateway would be invalid: {message}", item.revision
+            State.REJECTED,
+            "left out: with every block the merged Gateway would pass Kubernetes' 1 MiB object limit, so the "
+            f"{len(dropped)} newest blocks wait until there is room; older blocks and the rest of the Gateway run",
+            item.revision,
         )
-    return [pair for position, pair in enumerate(accepted) if position not in bad]
-
-
-def _refused_plan(
-    live: dict[str, Any],
-    desired: list[DesiredService],
-    excluded: Mapping[str, Outcome],
-    facts: Facts,
-    refusal: str,
-) -> Plan:
-    unmanaged, live_managed = split_servers(live, facts.recorded_servers)
-    outcomes = dict(excluded)
-    for item in desired:
-        outcomes.setdefault(item.service_id, Outcome(State.FAILED, refusal, item.revision))
-    return Plan(
-        gateway=None,
-        servers=(live.get("spec") or {}).get("servers") or [],
-        managed_names=sorted(live_managed),
-        managed_digest=managed_digest(live_managed),
-        added=[],
-        removed=[],
-        changed=[],
-        secret_ops=[],
-        secrets_record=dict(facts.recorded_secrets),
-        outcomes=outcomes,
-        drift=False,
-        refused=refusal,
-    )
+    return [pair for position, pair in enumerate(accepted) if position not in dropped]
 
 
 # --- Secrets --------------------------------------------------------------------------------------------------------
 
 
 def _owns_secret(item: DesiredService) -> bool:
-    return "tls_secret" in (item.spec.get("tls_options") or {}) and bool(item.material)
+    return "tls_secret" in (item.spec.get("tls_options") or {}) and bool(item.material or item.secret_digest)
+
+
+def wants_material(item: DesiredService) -> bool:
+    """A `tls_secret` block whose private key was not loaded and whose Secret digest is not stored either."""
+    return "tls_secret" in (item.spec.get("tls_options") or {}) and not item.material and not item.secret_digest
+
+
+def _wanted_secret_digest(item: DesiredService, settings: GatewaySettings) -> str:
+    if item.secret_digest:
+        return item.secret_digest
+    body = desired_secret(item, settings)
+    return secret_digest(body) if body else ""
 
 
 def _secret_key(item: DesiredService, settings: GatewaySettings) -> SecretKey:
@@ -391,9 +441,8 @@ def reads_needed(
             secrets.append((settings.secret_namespace, tls_options["tls_secret_ref"]["secret_name"]))
         elif _owns_secret(item):
             key = _secret_key(item, settings)
-            body = desired_secret(item, settings)
             recorded = recorded_secrets.get(f"{key[0]}/{key[1]}", {})
-            if verify_all or body is None or recorded.get("digest") != secret_digest(body):
+            if verify_all or recorded.get("digest") != _wanted_secret_digest(item, settings):
                 secrets.append(key)
                 if item.spec.get("mode") == "PASSTHROUGH":
                     namespaces.append(key[0])
@@ -438,14 +487,16 @@ def _referenced_secret_problem(name: str, settings: GatewaySettings, facts: Fact
 
 
 def _secret_op(item: DesiredService, settings: GatewaySettings, facts: Facts) -> SecretOp | None:
-    body = desired_secret(item, settings) if _owns_secret(item) else None
-    if body is None:
+    if not _owns_secret(item):
         return None
     namespace, name = _secret_key(item, settings)
-    wanted = secret_digest(body)
     if (namespace, name) not in facts.secrets:
         # Not read: trusted to be as recorded (reads_needed reads it whenever the record differs).
         return None
+    body = desired_secret(item, settings)  # the worker loads the private key of every secret it reads
+    if body is None:
+        return None
+    wanted = secret_digest(body)
     live = facts.secrets[(namespace, name)]
     if live is None:
         return SecretOp("create", namespace, name, item.service_id, body, wanted)

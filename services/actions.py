@@ -16,7 +16,7 @@ from audit.actions import audit_record, diff
 from clusters.models import Cluster
 from gatewayportal.exceptions import DomainError
 from gatewayportal.locks import advisory_xact_lock
-from services import certificates, conflicts, specs, validation
+from services import certificates, conflicts, rendering, specs, validation
 from services.choices import Approval, State
 from services.models import GatewayService, GatewayServiceRevision, GatewayServiceStatus, Team
 from services.rendering import GatewaySettings, render_server
@@ -378,7 +378,7 @@ def gateway_service_update(
 def _add_revision(*, service: GatewayService, checked: Checked, user) -> GatewayServiceRevision:
     number = (service.revisions.aggregate(n=Max("number"))["n"] or 0) + 1
     approval = _approval_for(checked.target_clusters)
-    revision = GatewayServiceRevision.objects.create(
+    revision = GatewayServiceRevision(
         service=service,
         number=number,
         spec=checked.spec,
@@ -388,6 +388,8 @@ def _add_revision(*, service: GatewayService, checked: Checked, user) -> Gateway
         author=_actor_name(user),
         ticket=checked.spec.get("ticket") or "",
     )
+    render_revision(revision)
+    revision.save()
     service.current_revision = revision
     service.port = checked.spec["port"]
     service.protocol = checked.spec["protocol"]
@@ -399,6 +401,16 @@ def _add_revision(*, service: GatewayService, checked: Checked, user) -> Gateway
         fields.append("approved_revision")
     service.save(update_fields=fields)
     return revision
+
+
+def render_revision(revision: GatewayServiceRevision) -> None:
+    """Store the revision's rendered block and digests on it (render once: the worker compares digests)."""
+    rendered = rendering.render_revision(
+        revision.spec, revision.tls_material, service_id=str(revision.service_id), team=revision.service.team.slug
+    )
+    revision.rendered_block = rendered.block
+    revision.block_digest = rendered.block_digest
+    revision.secret_digest = rendered.secret_digest
 
 
 def _refresh_statuses(*, service: GatewayService, target_clusters: list[Cluster]) -> None:

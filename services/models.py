@@ -83,6 +83,11 @@ class GatewayServiceRevision(models.Model):
     author = models.CharField(max_length=150, blank=True)
     ticket = models.CharField(max_length=100, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Rendered once when written (`services.rendering.render_revision`), derived from spec and material: the
+    # server block with plain hosts, its digest, and the digest of its TLS Secret ('' when it has none).
+    rendered_block = models.JSONField(null=True, blank=True, editable=False)
+    block_digest = models.CharField(max_length=64, blank=True, editable=False)
+    secret_digest = models.CharField(max_length=64, blank=True, editable=False)
 
     IMMUTABLE_FIELDS = ("service_id", "number", "spec", "tls_material", "certificate", "author", "ticket")
 

@@ -7,7 +7,11 @@ Naming follows the operator the portal descends from: port name `<protocol>-<nam
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
+import copy
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
@@ -15,6 +19,12 @@ MANAGED_BY = "gatewayportal"
 SERVICE_LABEL = "gatewayportal.io/service"
 TEAM_LABEL = "gatewayportal.io/team"
 MANAGED_SERVERS_ANNOTATION = "gatewayportal.io/managed-servers"
+# Stands in while no other server would remain: Istio's webhook refuses a Gateway without servers. The host is
+# under `.invalid` (RFC 2606), so it can never match a real request.
+DEFAULT_PLACEHOLDER_SERVER: dict[str, Any] = {
+    "port": {"number": 80, "name": "http-gatewayportal-placeholder", "protocol": "HTTP"},
+    "hosts": ["placeholder.gatewayportal.invalid"],
+}
 
 
 @dataclass(frozen=True)
@@ -23,6 +33,12 @@ class GatewaySettings:
 
     namespace_scoped_hosts: bool = True
     secret_namespace: str = "istio-system"
+    # The cluster's placeholder server (`Cluster.placeholder_server`); None: the default one.
+    placeholder: Mapping[str, Any] | None = field(default=None, hash=False)
+
+
+def placeholder_server(settings: GatewaySettings) -> dict[str, Any]:
+    return copy.deepcopy(dict(settings.placeholder or DEFAULT_PLACEHOLDER_SERVER))
 
 
 def port_name(spec: dict[str, Any]) -> str:
@@ -86,6 +102,41 @@ def render_server(spec: dict[str, Any], settings: GatewaySettings) -> dict[str, 
     if tls:
         server["tls"] = tls
     return server
+
+
+def scoped_server(block: dict[str, Any], spec: dict[str, Any], settings: GatewaySettings) -> dict[str, Any]:
+    """A stored plain-hosts block (`render_revision`) as this cluster writes it: the one per-cluster transform."""
+    if not settings.namespace_scoped_hosts:
+        return block
+    return {**block, "hosts": [f"{spec['namespace']}/{host}" for host in block["hosts"]]}
+
+
+def digest(value: Any) -> str:
+    """sha256 of canonical JSON: what the worker compares instead of the rendered objects themselves."""
+    return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def secret_digest(secret: Mapping[str, Any]) -> str:
+    """What the portal compares to decide whether a secret it owns must be rewritten."""
+    labels = (secret.get("metadata") or {}).get("labels") or {}
+    return digest({"type": secret.get("type"), "data": secret.get("data") or {}, "labels": labels})
+
+
+@dataclass(frozen=True)
+class Rendering:
+    """What a revision stores when it is written: its block (plain hosts; `scoped_server` adds the namespace
+    prefix on clusters that scope hosts) and digests of the block and of its Secret ('' when it has none)."""
+
+    block: dict[str, Any]
+    block_digest: str
+    secret_digest: str
+
+
+def render_revision(spec: dict[str, Any], material: dict[str, Any] | None, *, service_id: str, team: str) -> Rendering:
+    block = render_server(spec, GatewaySettings(namespace_scoped_hosts=False))
+    # The Secret's namespace is per cluster, but its digest covers type, data and labels only.
+    secret = render_secret(spec, material, GatewaySettings(), service_id=service_id, team=team)
+    return Rendering(block, digest(block), secret_digest(secret) if secret else "")
 
 
 def secret_target_namespace(spec: dict[str, Any], settings: GatewaySettings) -> str:

@@ -17,11 +17,13 @@ from typing import Any
 from gatewayportal.exceptions import DomainError
 from services.choices import Protocol, TLSMode, TLSProtocolVersion, TrafficType
 
-DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
-DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)+$")
-SECRET_NAME = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
-ABSOLUTE_PATH = r"^/\S+$"
-SLUG = r"^[-a-zA-Z0-9_]+$"
+# Patterns are searched (as DRF's RegexField does): `\Z`, not `$` (which also matches before a trailing
+# newline), anchors the whole string.
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z"
+DOMAIN = re.compile(r"(?=.{1,253}\Z)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)+")
+SECRET_NAME = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?\Z"
+ABSOLUTE_PATH = r"^/\S+\Z"
+SLUG = r"^[-a-zA-Z0-9_]+\Z"
 
 REQUIRED = "This field is required."
 NULL = "This field may not be null."

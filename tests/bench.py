@@ -236,6 +236,10 @@ def create_services(team, cluster_name: str, size: int, service_model, revision_
         )
         for service in services
     ]
+    from services.actions import render_revision
+
+    for revision in revisions:
+        render_revision(revision)  # as the services actions do when they write a revision
     revision_model.objects.bulk_create(revisions, batch_size=1000)
     for service, revision in zip(services, revisions, strict=True):
         service.current_revision = service.approved_revision = revision
@@ -317,7 +321,39 @@ def render(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def quick_scaling(sizes: tuple[int, ...]) -> None:
+    """`python -m tests.bench --reconcile [N ...]`: only the reconcile rows, printed; docs are not written."""
+    global SIZES
+    SIZES = sizes or (5000,)
+    recreate_database()
+    django.setup()
+    from django.core.management import call_command
+
+    from kubesim.server import KubeSim
+    from tests.factories import make_team
+
+    call_command("migrate", verbosity=0)
+    make_team("payments")
+    sims: list[KubeSim] = []
+
+    def sim_factory() -> KubeSim:
+        sim = KubeSim(token="bench-token")
+        sim.seed_demo(("payments",))
+        sims.append(sim.start())
+        return sim
+
+    try:
+        for row in bench_scaling(sim_factory):
+            print(row, flush=True)
+    finally:
+        for sim in sims:
+            sim.stop()
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["--reconcile"]:
+        quick_scaling(tuple(int(n) for n in sys.argv[2:]))
+        return
     (ROOT / "var").mkdir(exist_ok=True)
     recreate_database()
     django.setup()

@@ -138,7 +138,7 @@ class TeamSerializer(StrictFieldsMixin, serializers.ModelSerializer):
         cleaned = []
         for i, domain in enumerate(value):
             domain = domain.strip().lower().rstrip(".")
-            if not DOMAIN.match(domain):
+            if not DOMAIN.fullmatch(domain):
                 raise serializers.ValidationError(
                     {
                         i: [

@@ -10,14 +10,15 @@ import re
 
 from services.listeners import normal_host
 
-_DNS1123_LABEL = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?$")
-_ALL_DIGITS = re.compile(r"^[0-9]+$")
+_DNS1123_LABEL = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?")
+_ALL_DIGITS = re.compile(r"[0-9]+")
+# Every name check matches the whole string (`fullmatch`): `$` would also match before a trailing newline.
 LABEL_RULE = "at most 63 letters, digits or '-', starting and ending with a letter or digit"
 
 
 def is_dns1123_label(value: str) -> bool:
     """Istio's IsDNS1123Label: upper case letters are accepted, dots are not."""
-    return len(value) <= 63 and bool(_DNS1123_LABEL.match(value))
+    return len(value) <= 63 and _DNS1123_LABEL.fullmatch(value) is not None
 
 
 def is_ip(value: str) -> bool:
@@ -52,7 +53,7 @@ def dns_name_problem(name: str) -> str | None:
     if first != "*" and not is_dns1123_label(first):
         return f"label '{first}' of '{name}' is invalid; each label must be '*' (left-most only) or {LABEL_RULE}"
     labels = rest.split(".")
-    if _ALL_DIGITS.match(labels[-1]):
+    if _ALL_DIGITS.fullmatch(labels[-1]):
         return f"the last label of '{name}' is all digits; a top-level domain must contain a letter"
     for index, label in enumerate(labels):
         # Istio allows exactly one trailing dot (a fully qualified `istio.io.`).

@@ -22,8 +22,8 @@ from services.validation.istio import is_int, tls_version_greater
 
 TLS_SOURCES = ("tls_secret", "tls_secret_ref", "tls_secret_path")
 
-_DNS1123_LOWER_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_DNS1123_LOWER_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 
 
 def add_error(errors: dict, field: str, message: str) -> None:
@@ -67,7 +67,7 @@ def validate_spec(spec: dict, *, has_tls_material: bool) -> dict:
 def _check_identity(spec: dict, errors: dict) -> None:
     for field in ("name", "namespace"):
         value = spec.get(field)
-        if not isinstance(value, str) or len(value) > 63 or not _DNS1123_LOWER_LABEL.match(value):
+        if not isinstance(value, str) or len(value) > 63 or not _DNS1123_LOWER_LABEL.fullmatch(value):
             add_error(
                 errors,
                 field,
@@ -209,7 +209,7 @@ def _tls_secret_errors(secret: dict, mode: str, has_material: bool) -> dict:
 
 def _secret_ref_errors(ref: dict, mode: str, has_material: bool) -> dict:
     name = ref.get("secret_name")
-    if isinstance(name, str) and len(name) <= 253 and _DNS1123_SUBDOMAIN.match(name):
+    if isinstance(name, str) and len(name) <= 253 and _DNS1123_SUBDOMAIN.fullmatch(name):
         return {}
     return {
         "secret_name": [

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from clusters.models import Cluster
+from services.actions import render_revision
 from services.models import GatewayService, GatewayServiceRevision, Team
 from tests.certs import make_cert
 from tests.factories import service_spec
@@ -56,11 +57,15 @@ def add_revision(
     *,
     material: dict[str, Any] | None = None,
     approval: str = "not_required",
+    render: bool = True,
 ) -> GatewayServiceRevision:
     number = service.revisions.count() + 1
-    revision = GatewayServiceRevision.objects.create(
+    revision = GatewayServiceRevision(
         service=service, number=number, spec=value, tls_material=material, approval=approval
     )
+    if render:
+        render_revision(revision)  # as services.actions does when it writes a revision
+    revision.save()
     service.current_revision = revision
     if approval in ("approved", "not_required"):
         service.approved_revision = revision

@@ -6,9 +6,11 @@ import copy
 from typing import Any
 
 from clusters.reconcile import (
+    MAX_GATEWAY_BYTES,
     DesiredService,
     Facts,
     Outcome,
+    gateway_size,
     managed_names,
     plan_gateway,
     reads_needed,
@@ -262,15 +264,27 @@ def test_a_block_that_makes_the_gateway_invalid_is_left_out_with_the_reason():
     assert managed_names(plan.gateway) == ["http-ok-payments"]
 
 
-def test_a_gateway_over_one_mebibyte_is_not_written_at_all():
+def test_over_one_mebibyte_the_newest_blocks_are_left_out_and_the_rest_is_written():
     many = [
-        service(f"s{i}", name=f"svc{i}", hosts=[f"h{j}.svc{i}.payments.example.com" for j in range(40)])
+        DesiredService(
+            f"s{i}",
+            "payments",
+            1,
+            spec(name=f"svc{i}", hosts=[f"h{j}.svc{i}.payments.example.com" for j in range(40)]),
+            created=float(1000 - i if i % 2 else i),  # creation order differs from precedence order
+        )
         for i in range(600)
     ]
     plan = plan_gateway(live=gateway(PLATFORM_HTTP), desired=many, settings=SETTINGS, facts=Facts())
-    assert plan.gateway is None
-    assert "over Kubernetes' 1 MiB object limit" in plan.refused
-    assert {o.state for o in plan.outcomes.values()} == {"failed"}
+
+    assert plan.gateway is not None
+    assert gateway_size(plan.gateway) <= MAX_GATEWAY_BYTES
+    left_out = {sid for sid, o in plan.outcomes.items() if o.state == "rejected"}
+    applied = {sid for sid, o in plan.outcomes.items() if o.state == "applied"}
+    assert left_out and applied and len(left_out) + len(applied) == 600
+    created = {item.service_id: item.created for item in many}
+    assert min(created[sid] for sid in left_out) >= max(created[sid] for sid in applied)
+    assert "1 MiB object limit" in plan.outcomes[next(iter(left_out))].message
 
 
 def test_drift_is_detected_against_what_was_recorded():

@@ -273,3 +273,18 @@ def _tls_service(service_id: str, name: str, namespace: str, protocol: str, host
     }
     material = {"cert": f"CERT {service_id}", "key": f"KEY {service_id}", "ca_cert": None}
     return DesiredService(service_id=service_id, team="payments", revision=1, spec=spec, material=material)
+
+
+@PROPERTIES
+@given(specs(), st.booleans(), st.sampled_from(["istio-system", "gateways"]))
+def test_a_stored_rendering_is_the_rendering_of_every_cluster(spec_material, scoped, secret_namespace):
+    """Render once: the block a revision stores, with the per-cluster transform, is what rendering gives there;
+    the stored Secret digest is that of the Secret rendered for any secret namespace."""
+    from services.rendering import render_revision, render_secret, scoped_server, secret_digest
+
+    spec, material = spec_material
+    settings_ = GatewaySettings(namespace_scoped_hosts=scoped, secret_namespace=secret_namespace)
+    stored = render_revision(spec, material, service_id="sid", team="payments")
+    assert scoped_server(stored.block, spec, settings_) == render_server(spec, settings_)
+    secret = render_secret(spec, material, settings_, service_id="sid", team="payments")
+    assert stored.secret_digest == (secret_digest(secret) if secret else "")
