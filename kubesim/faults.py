@@ -88,6 +88,16 @@ class Faults:
         self.down = False
         self._failures: list[_Budget] = []
         self._drops: list[_Budget] = []
+        self._denied_hosts: set[str] = set()
+
+    def deny_host(self, host: str) -> None:
+        """The Istio webhook denies, from now on, every Gateway write with a server carrying `host`."""
+        with self._lock:
+            self._denied_hosts.add(host.lower())
+
+    def denied_hosts(self) -> frozenset[str]:
+        with self._lock:
+            return frozenset(self._denied_hosts)
 
     def fail_next(self, count: int = 1, status: int = 500, method: str | None = None, path_prefix: str = "") -> None:
         if status not in (500, 503):
@@ -104,6 +114,7 @@ class Faults:
             self.latency, self.down = 0.0, False
             self._failures.clear()
             self._drops.clear()
+            self._denied_hosts.clear()
 
     def take_drop(self, method: str, path: str) -> bool:
         with self._lock:
@@ -117,10 +128,13 @@ class Faults:
             return None
 
     def configure(self, settings: dict[str, Any]) -> None:
-        """Apply the admin endpoint's JSON: {latency, down, fail: {count, status, method, path_prefix}, drop: {...}}."""
-        unknown = set(settings) - {"latency", "down", "fail", "drop"}
+        """Apply the admin endpoint's JSON: {latency, down, fail: {count, status, method, path_prefix}, drop: {...},
+        deny_hosts: [host, ...]}."""
+        unknown = set(settings) - {"latency", "down", "fail", "drop", "deny_hosts"}
         if unknown:
-            raise ValueError(f"unknown fault settings {sorted(unknown)}; accepted: latency, down, fail, drop")
+            raise ValueError(
+                f"unknown fault settings {sorted(unknown)}; accepted: latency, down, fail, drop, deny_hosts"
+            )
         if "latency" in settings:
             self.latency = float(settings["latency"])
         if "down" in settings:
@@ -129,6 +143,11 @@ class Faults:
             self.fail_next(**settings["fail"])
         if "drop" in settings:
             self.drop_next(**settings["drop"])
+        if "deny_hosts" in settings:
+            if not isinstance(settings["deny_hosts"], list):
+                raise ValueError("deny_hosts must be a list of host names")
+            for host in settings["deny_hosts"]:
+                self.deny_host(str(host))
 
     def describe(self) -> dict[str, Any]:
         with self._lock:
@@ -137,4 +156,5 @@ class Faults:
                 "down": self.down,
                 "fail": [asdict(b) for b in self._failures if b.remaining],
                 "drop": [asdict(b) for b in self._drops if b.remaining],
+                "deny_hosts": sorted(self._denied_hosts),
             }

@@ -31,6 +31,7 @@ from kubesim.patch import JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH
 from kubesim.resources import GATEWAYS, ISTIO_GROUP, ISTIO_VERSIONS, NAMESPACES, SECRETS, Kind
 from kubesim.store import Object, Store
 from kubesim.tls import ServerTLS, generate
+from kubesim.webhook import IstioWebhook
 from kubesim.writer import ConcurrentWriter
 
 ADMIN_PREFIX = "/_kubesim/"
@@ -63,6 +64,7 @@ class KubeSim:
         token: str | None = None,
         tls: bool = False,
         istio_versions: tuple[str, ...] = ISTIO_VERSIONS,
+        istio_webhook: bool = True,
     ) -> None:
         unknown = set(istio_versions) - set(ISTIO_VERSIONS)
         if unknown:
@@ -71,6 +73,8 @@ class KubeSim:
         self.tokens = Tokens()
         self.faults = Faults()
         self.requests = RequestLog()
+        # Istio's validating webhook reviews Gateway writes made through the API (seeding bypasses it).
+        self.webhook: IstioWebhook | None = IstioWebhook(self.faults.denied_hosts) if istio_webhook else None
         self.istio_versions = tuple(v for v in ISTIO_VERSIONS if v in istio_versions)
         self.token = token
         if token:
@@ -375,6 +379,7 @@ class _Api:
         self, route: Route, method: str, query: dict[str, list[str]], content_type: str, body: bytes
     ) -> tuple[int, Any]:
         kind, ns, name, version = route.kind, route.namespace, route.name, route.version
+        review = self.sim.webhook.review if self.sim.webhook and kind is GATEWAYS else None
         if method == "GET" and not name:
             selector = labels.parse(query["labelSelector"][0]) if "labelSelector" in query else None
             return 200, self._list(route, self.store.list(kind, ns, selector))
@@ -387,12 +392,13 @@ class _Api:
                 kind.custom and content_type == STRATEGIC_MERGE_PATCH
             ):
                 raise unsupported_media_type(content_type)
-            return 200, self._out(route, self.store.patch(kind, ns, name, content_type, _json(body), version))
+            patched = self.store.patch(kind, ns, name, content_type, _json(body), version, review)
+            return 200, self._out(route, patched)
         if content_type and "json" not in content_type:
             raise unsupported_media_type(content_type)
         if method == "PUT":
-            return 200, self._out(route, self.store.update(kind, ns, name, _json(body), version))
-        return 201, self._out(route, self.store.create(kind, ns, _json(body), version))
+            return 200, self._out(route, self.store.update(kind, ns, name, _json(body), version, review))
+        return 201, self._out(route, self.store.create(kind, ns, _json(body), version, review))
 
     def _out(self, route: Route, obj: Object) -> Object:
         if route.kind is GATEWAYS:

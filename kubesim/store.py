@@ -18,6 +18,8 @@ from kubesim.patch import apply_patch
 from kubesim.resources import GATEWAYS, NAMESPACES, SECRETS, Kind
 
 Object = dict[str, Any]
+# A validating admission webhook: raises ApiError to deny the object about to be stored.
+Review = Callable[[Object], None]
 # Fields the apiserver owns: a client's values are ignored on create and on update.
 _SERVER_FIELDS = ("uid", "creationTimestamp", "generation", "resourceVersion", "managedFields", "selfLink")
 
@@ -69,7 +71,9 @@ class Store:
 
     # -- writes ------------------------------------------------------------------------------------------------
 
-    def create(self, kind: Kind, namespace: str, body: Object, version: str = "v1") -> Object:
+    def create(
+        self, kind: Kind, namespace: str, body: Object, version: str = "v1", review: Review | None = None
+    ) -> Object:
         obj = resources.require_object(body)
         metadata = obj["metadata"]
         if not metadata.get("name") and metadata.get("generateName"):
@@ -83,6 +87,9 @@ class Store:
         with self._lock:
             if kind.namespaced and (NAMESPACES.resource, "", namespace) not in self._objects:
                 raise not_found(NAMESPACES.target(namespace))
+            # Like the apiserver: namespace lifecycle admission first, then webhooks, then storage (AlreadyExists).
+            if review:
+                review(obj)
             key = (kind.resource, namespace, name)
             if key in self._objects:
                 raise already_exists(kind.target(name))
@@ -93,7 +100,9 @@ class Store:
                 obj["metadata"]["generation"] = 1
             return self._save(key, obj)
 
-    def update(self, kind: Kind, namespace: str, name: str, body: Object, version: str = "v1") -> Object:
+    def update(
+        self, kind: Kind, namespace: str, name: str, body: Object, version: str = "v1", review: Review | None = None
+    ) -> Object:
         """PUT: replace the object; a stale metadata.resourceVersion is a 409 Conflict."""
         obj = resources.require_object(body)
         _check_name_matches(obj, name)
@@ -110,10 +119,17 @@ class Store:
                 raise invalid(kind.target(name), [cause])
             if sent and sent != old["metadata"]["resourceVersion"]:
                 raise conflict(kind.target(name))
-            return self._replace(kind, old, obj, version)
+            return self._replace(kind, old, obj, version, review)
 
     def patch(
-        self, kind: Kind, namespace: str, name: str, content_type: str, patch: Any, version: str = "v1"
+        self,
+        kind: Kind,
+        namespace: str,
+        name: str,
+        content_type: str,
+        patch: Any,
+        version: str = "v1",
+        review: Review | None = None,
     ) -> Object:
         """PATCH: a resourceVersion inside the patch is a precondition, exactly like on PUT."""
         with self._lock:
@@ -127,7 +143,7 @@ class Store:
             ):
                 raise conflict(kind.target(name))
             _check_name_matches(patched, name)
-            return self._replace(kind, old, patched, version)
+            return self._replace(kind, old, patched, version, review)
 
     def modify(self, kind: Kind, namespace: str, name: str, change: Callable[[Object], None]) -> Object:
         """Read-modify-write under the store lock, for seeding and for the concurrent-writer fault."""
@@ -147,13 +163,15 @@ class Store:
             self._revision += 1
             return old
 
-    def _replace(self, kind: Kind, old: Object, obj: Object, version: str) -> Object:
+    def _replace(self, kind: Kind, old: Object, obj: Object, version: str, review: Review | None = None) -> Object:
         metadata = obj["metadata"]
         for key in _SERVER_FIELDS:
             metadata.pop(key, None)
         metadata.update(name=old["metadata"]["name"])
         obj = _drop_empty_metadata(resources.admit(kind, obj, version))
         resources.reject_immutable_change(kind, old, obj)
+        if review:
+            review(obj)
         for key in ("uid", "creationTimestamp", "generation", "namespace", "resourceVersion"):
             if key in old["metadata"]:
                 obj["metadata"][key] = old["metadata"][key]
