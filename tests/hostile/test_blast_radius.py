@@ -208,6 +208,16 @@ def test_3_of_two_clashing_pending_revisions_the_second_approval_is_refused_nami
     assert tenants.bob.get(detail(tls)).json()["approval"] == "pending"
 
 
+def test_3_a_clash_with_an_approved_claim_names_the_other_team_never_its_service_or_hosts(tenants):
+    plain = created(tenants.alice.post(URL, svc("app", "demo", port=443, clusters=["prod"]), format="json"))
+    assert approve(tenants.platform, plain).status_code == 200
+
+    refused = tenants.bob.post(URL, tls_svc("shop", "search", clusters=["prod"]), format="json")
+
+    assert refused.status_code == 400 and "443" in text(refused)
+    assert "app.demo.example.com" not in text(refused) and "demo/app" not in text(refused), text(refused)
+
+
 # --- 4. One team can freeze a gateway for everyone ------------------------------------------------------------------
 
 
