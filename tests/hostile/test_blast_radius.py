@@ -3,7 +3,8 @@
 Each test plays one attack a hostile tenant can make with nothing but a team member's token, through the API,
 against kubesim clusters over HTTP (whose emulated Istio webhook denies what Istio denies), with a real Celery
 worker where the outcome depends on the worker's rounds. Two teams: alice's `demo` and bob's `search`. Two
-clusters: `dev` (ungated) and `prod` (changes need approval).
+clusters: `dev` (ungated) and `prod` (changes need approval). Tests without the `worker` fixture run tasks
+in-process, so a request returns after the reconcile it asked for: what a cluster holds then is what it did.
 """
 
 from __future__ import annotations
@@ -174,7 +175,9 @@ def test_2_removing_the_last_server_never_writes_a_gateway_without_servers(worke
 
     assert tenants.alice.delete(detail(out)).status_code == 202
 
-    gone = lambda: not GatewayService.objects.filter(pk=out["id"]).exists()  # noqa: E731
+    def gone() -> bool:
+        return not GatewayService.objects.filter(pk=out["id"]).exists()
+
     wait_for(lambda: dev.webhook.denials or gone(), what="the removal to be written or refused")
     assert dev.webhook.denials == [], "the portal wrote a Gateway Istio refuses"
     wait_for(gone, what="the service to go once its block is removed")
