@@ -370,7 +370,8 @@ def test_6_every_revision_carries_its_own_approval_reference(tenants):
 
 def test_6_a_source_requiring_references_approves_only_the_revisions_the_delivery_names(tenants):
     source = {"name": "cab", "kind": "generic", "team": "demo", "secret": GENERIC_SECRET, "require_references": True}
-    assert tenants.platform.post("/api/v1/ticketing-sources/", source, format="json").status_code == 201
+    response = tenants.platform.post("/api/v1/ticketing-sources/", source, format="json")
+    assert response.status_code == 201 and response.json().get("require_references") is True, response.content
     reviewed = created(tenants.alice.post(URL, svc("one", "demo", clusters=["prod"], ticket="CHG-5"), format="json"))
     slipped_in = created(tenants.alice.post(URL, svc("two", "demo", clusters=["prod"], ticket="CHG-5"), format="json"))
 
