@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 from django.db import transaction
 from django.utils.http import parse_etags, quote_etag
 from drf_spectacular.types import OpenApiTypes
@@ -71,6 +73,9 @@ def _flag(request, name: str) -> bool:
     return request.query_params.get(name, "").lower() in ("1", "true", "yes")
 
 
+REVISION_TAG = re.compile(r'"([0-9]{1,18})"')  # a strong tag naming a revision; weak tags never match If-Match
+
+
 class RevisionETagMixin:
     """Optimistic concurrency: an answer about one service carries `ETag: "<revision>"`, and PUT, PATCH and DELETE
     pass the revisions `If-Match` names to the action, which compares them under the service's row lock."""
@@ -87,7 +92,7 @@ class RevisionETagMixin:
         tags = parse_etags(header)
         if "*" in tags:
             return None
-        return frozenset(int(tag[1:-1]) for tag in tags if tag.startswith('"') and tag[1:-1].isdigit())
+        return frozenset(int(match[1]) for tag in tags if (match := REVISION_TAG.fullmatch(tag)))
 
     def with_etag(self, response: Response, service) -> Response:
         response["ETag"] = self.etag(service)

@@ -74,7 +74,7 @@ def test_if_match_naming_the_current_revision_or_star_lets_the_write_through(cli
     assert response.json()["revision"] == 2
 
 
-@pytest.mark.parametrize("if_match", ['W/"1"', '"2"', "1", ""])
+@pytest.mark.parametrize("if_match", ['W/"1"', '"2"', "1", "", '"²"', '"' + "9" * 5000 + '"', "garbage"])
 def test_a_weak_stale_or_unquoted_if_match_answers_412_and_changes_nothing(client, if_match):
     service = create(client)
     before = (GatewayServiceRevision.objects.count(), AuditEvent.objects.count())
@@ -228,3 +228,13 @@ def test_the_migration_gives_existing_revisions_their_reference(client):
 
     expected = approval_reference(service_id=revision.service_id, number=1, spec=revision.spec)
     assert GatewayServiceRevision.objects.get().approval_reference == expected == service["approval_reference"]
+
+
+def test_an_answer_sent_back_as_it_is_changes_nothing(client):
+    service = create(client, clusters=["gated"], ticket="CHG-1")
+    body = client.get(detail(service)).json()
+
+    response = client.put(detail(service), body, format="json", HTTP_IF_MATCH='"1"')
+
+    assert response.status_code == 200, response.content
+    assert (response.json()["revision"], response.json()["ticket"]) == (1, "CHG-1")
