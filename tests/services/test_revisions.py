@@ -238,3 +238,18 @@ def test_an_answer_sent_back_as_it_is_changes_nothing(client):
 
     assert response.status_code == 200, response.content
     assert (response.json()["revision"], response.json()["ticket"]) == (1, "CHG-1")
+
+
+def test_the_admin_shows_each_revisions_reference(client):
+    from django.test import Client
+
+    service = create(client, clusters=["gated"])
+    root = make_user("admin-root", platform=True)
+    root.is_superuser = True
+    root.save()
+    browser = Client()
+    browser.force_login(root)
+
+    page = browser.get(f"/admin/services/gatewayservice/{service['id']}/change/").content.decode()
+
+    assert service["approval_reference"] in page
