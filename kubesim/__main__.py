@@ -24,13 +24,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=",".join(ISTIO_VERSIONS),
         help=f"comma-separated networking.istio.io versions to serve (default {','.join(ISTIO_VERSIONS)})",
     )
+    parser.add_argument(
+        "--no-istio-webhook",
+        action="store_true",
+        help="accept every Gateway the CRD schema accepts (a cluster without Istio's validating webhook)",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     versions = tuple(v.strip() for v in args.istio_versions.split(",") if v.strip())
-    sim = KubeSim(host=args.host, port=args.port, token=args.token, tls=args.tls, istio_versions=versions)
+    sim = KubeSim(
+        host=args.host,
+        port=args.port,
+        token=args.token,
+        tls=args.tls,
+        istio_versions=versions,
+        istio_webhook=not args.no_istio_webhook,
+    )
     if args.demo:
         sim.seed_demo()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,7 +15,7 @@ from django.utils import timezone
 
 from audit.actions import audit_record, diff
 from clusters.models import Cluster
-from gatewayportal.exceptions import DomainError
+from gatewayportal.exceptions import DomainError, PreconditionFailed
 from gatewayportal.locks import advisory_xact_lock
 from services import certificates, conflicts, rendering, specs, validation
 from services.choices import Approval, State
@@ -331,48 +332,116 @@ def gateway_service_create(
 
 
 def gateway_service_update(
-    *, service: GatewayService, data: dict[str, Any], user=None, is_platform: bool = False, partial: bool = False
+    *,
+    service: GatewayService,
+    data: dict[str, Any],
+    user=None,
+    is_platform: bool = False,
+    partial: bool = False,
+    expected_revisions: Collection[int] | None = None,
 ) -> tuple[GatewayService, list[str]]:
-    current = service.current_revision
-    spec, material = split_input(data)
-    if partial:
-        merged = copy.deepcopy(current.spec)
-        merged.update({k: v for k, v in spec.items() if k in data})
-        spec = merged
-        if "tls_options" not in data:
-            material = current.tls_material if "tls_secret" in spec.get("tls_options", {}) else None
-    changed_identity = [f for f in IMMUTABLE_FIELDS if f in data and spec[f] != current.spec[f]]
-    if changed_identity:
-        raise DomainError(
-            {f: [f"'{f}' cannot be changed; create a new gateway service instead."] for f in changed_identity}
-        )
+    """A new revision from a PUT (`partial=False`) or a PATCH, merged onto the latest revision under the row lock.
+
+    `expected_revisions` (from `If-Match`) are the revision numbers the caller last read; when the service has
+    moved on since, nothing changes and `PreconditionFailed` is raised. A revision names a ticket only when the
+    request does: the ticket of the revision before is not carried over.
+    """
+    given, given_material = split_input(data)
+    refusal = None
     with transaction.atomic():
-        _service_lock(spec)
+        # The lock comes first: the revision a change is merged onto, compared with and diffed against is the
+        # latest one, never one a concurrent writer has replaced meanwhile.
         service = GatewayService.objects.select_for_update().get(pk=service.pk)
+        current = service.current_revision
+        check_expected_revision(current, expected_revisions)
         if service.deleting_at:
             raise DomainError({"non_field_errors": ["This gateway service is being deleted."]})
+        spec, material = given, given_material
+        if partial:
+            spec = copy.deepcopy(current.spec)
+            spec.update({k: v for k, v in given.items() if k in data})
+            spec["ticket"] = given["ticket"]
+            if "tls_options" not in data:
+                material = current.tls_material if "tls_secret" in spec.get("tls_options", {}) else None
+        changed_identity = [f for f in IMMUTABLE_FIELDS if f in data and spec[f] != current.spec[f]]
+        if changed_identity:
+            raise DomainError(
+                {f: [f"'{f}' cannot be changed; create a new gateway service instead."] for f in changed_identity}
+            )
+        _service_lock(spec)
         checked = check_spec(
             team=service.team, spec=spec, material=material, is_platform=is_platform, exclude_service_id=service.pk
         )
         same_material = (checked.material or None) == (current.tls_material or None)
-        if checked.spec == current.spec and same_material:
+        if _unchanged(current.spec, checked.spec) and same_material:
             return service, checked.warnings
-        revision = _add_revision(service=service, checked=checked, user=user)
-        changes = diff(current.spec, checked.spec)
-        if not same_material:
-            changes["tls_material"] = ["[redacted]", "[redacted]"]
+        refusal = _ticket_in_use(service, checked.spec["ticket"])
+        if refusal is None:
+            revision = _add_revision(service=service, checked=checked, user=user)
+            changes = diff(current.spec, checked.spec)
+            if not same_material:
+                changes["tls_material"] = ["[redacted]", "[redacted]"]
+            audit_record(
+                action="gateway_service.updated",
+                object_type="gateway_service",
+                object_id=str(service.pk),
+                object_repr=str(service),
+                team=service.team.slug,
+                ticket=checked.spec["ticket"],
+                changes=changes,
+                data={"revision": revision.number, "approval": revision.approval},
+            )
+            _refresh_statuses(service=service, target_clusters=checked.target_clusters)
+            return service, checked.warnings
+    # Refused outside the rolled-back work, so the refusal itself stays on record.
+    with transaction.atomic():
         audit_record(
-            action="gateway_service.updated",
+            action="gateway_service.update_refused",
             object_type="gateway_service",
             object_id=str(service.pk),
             object_repr=str(service),
             team=service.team.slug,
             ticket=checked.spec["ticket"],
-            changes=changes,
-            data={"revision": revision.number, "approval": revision.approval},
+            data={"reason": "ticket_in_use", "pending_revision": refusal.number},
         )
-        _refresh_statuses(service=service, target_clusters=checked.target_clusters)
-    return service, checked.warnings
+    raise DomainError(
+        {
+            "ticket": [
+                f"Revision {refusal.number} of this service already waits for approval under ticket "
+                f"'{refusal.ticket}'; a ticket approves one revision of a service. Name another ticket, or wait "
+                "until that revision is decided."
+            ]
+        }
+    )
+
+
+def check_expected_revision(current: GatewayServiceRevision | None, expected: Collection[int] | None) -> None:
+    """`If-Match`: the write goes ahead only on the revision the caller read (None: no precondition)."""
+    if expected is None or (current is not None and current.number in expected):
+        return
+    now = current.number if current is not None else "none"
+    raise PreconditionFailed(
+        {
+            "detail": [
+                f"The service is at revision {now}; If-Match names another revision. "
+                "Read it again (its ETag is the revision) and retry on that."
+            ]
+        }
+    )
+
+
+def _unchanged(before: dict[str, Any], after: dict[str, Any]) -> bool:
+    """No new revision when only the ticket differs by being left out: that would only drop the link."""
+    if after["ticket"] in ("", before.get("ticket") or ""):
+        return {**after, "ticket": before.get("ticket") or ""} == before
+    return False
+
+
+def _ticket_in_use(service: GatewayService, ticket: str) -> GatewayServiceRevision | None:
+    """The pending revision of this service that already names `ticket`, if any (one per ticket)."""
+    if not ticket:
+        return None
+    return service.revisions.filter(ticket=ticket, approval=Approval.PENDING).order_by("-number").first()
 
 
 def _add_revision(*, service: GatewayService, checked: Checked, user) -> GatewayServiceRevision:
@@ -443,11 +512,12 @@ def _refresh_statuses(*, service: GatewayService, target_clusters: list[Cluster]
         request_reconcile(cluster_ids=cluster_ids, traffic_type=service.traffic_type)
 
 
-def gateway_service_delete(*, service: GatewayService) -> None:
+def gateway_service_delete(*, service: GatewayService, expected_revisions: Collection[int] | None = None) -> None:
     from clusters.enqueue import request_reconcile
 
     with transaction.atomic():
         service = GatewayService.objects.select_for_update().select_related("team").get(pk=service.pk)
+        check_expected_revision(service.current_revision, expected_revisions)
         if service.deleting_at:
             return
         audit_record(

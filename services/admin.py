@@ -380,6 +380,7 @@ class RevisionInline(ReadOnlyInline):
     fields = [
         "number",
         "approval_badge",
+        "approval_reference",
         "author",
         "ticket",
         "decided_by",
@@ -447,7 +448,7 @@ class GatewayServiceAdmin(ObjectButtonsMixin, ActionFormAdmin):
                     "traffic_type",
                     "host_list",
                     ("port", "protocol", "mode"),
-                    "approval",
+                    ("approval", "approval_reference"),
                     "revisions_running",
                     "cluster_states",
                     ("created_by", "created_at", "updated_at"),
@@ -462,6 +463,7 @@ class GatewayServiceAdmin(ObjectButtonsMixin, ActionFormAdmin):
     readonly_fields = [
         "host_list",
         "approval",
+        "approval_reference",
         "revisions_running",
         "cluster_states",
         "server_block",
@@ -533,6 +535,10 @@ class GatewayServiceAdmin(ObjectButtonsMixin, ActionFormAdmin):
         return badge(
             f"r{revision.number} {revision.get_approval_display()}", APPROVAL_COLORS.get(revision.approval, GREY)
         )
+
+    @admin.display(description="approval reference")
+    def approval_reference(self, service: GatewayService) -> str:
+        return service.current_revision.approval_reference if service.current_revision else "-"
 
     @admin.display(description="revisions running")
     def revisions_running(self, service: GatewayService) -> str:
@@ -647,9 +653,18 @@ def expiry_badge(not_after: str | None, *, now: datetime):
 
 @admin.register(GatewayServiceRevision)
 class GatewayServiceRevisionAdmin(ReadOnlyAdmin):
-    list_display = ["service", "number", "approval", "author", "ticket", "decided_by", "created_at"]
+    list_display = [
+        "service",
+        "number",
+        "approval",
+        "approval_reference",
+        "author",
+        "ticket",
+        "decided_by",
+        "created_at",
+    ]
     list_filter = ["approval", "service__team"]
-    search_fields = ["service__name", "service__namespace", "ticket", "author"]
+    search_fields = ["service__name", "service__namespace", "ticket", "approval_reference", "author"]
     list_select_related = ["service"]
     exclude = ["tls_material"]  # the private key is never shown, not even to platform engineers
 

@@ -5,6 +5,7 @@ from django.db import models
 
 from gatewayportal.crypto import EncryptedJSONField
 from services.choices import Approval, State, TrafficType
+from services.references import approval_reference
 
 
 class Team(models.Model):
@@ -82,6 +83,13 @@ class GatewayServiceRevision(models.Model):
     decision_comment = models.TextField(blank=True)
     author = models.CharField(max_length=150, blank=True)
     ticket = models.CharField(max_length=100, blank=True)
+    approval_reference = models.CharField(
+        max_length=32,
+        blank=True,
+        editable=False,
+        db_index=True,
+        help_text="What a ticket quotes to approve exactly this revision (derived from service, number and spec).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     # Rendered once when written (`services.rendering.render_revision`), derived from spec and material: the
     # server block with plain hosts, its digest, and the digest of its TLS Secret ('' when it has none).
@@ -89,7 +97,16 @@ class GatewayServiceRevision(models.Model):
     block_digest = models.CharField(max_length=64, blank=True, editable=False)
     secret_digest = models.CharField(max_length=64, blank=True, editable=False)
 
-    IMMUTABLE_FIELDS = ("service_id", "number", "spec", "tls_material", "certificate", "author", "ticket")
+    IMMUTABLE_FIELDS = (
+        "service_id",
+        "number",
+        "spec",
+        "tls_material",
+        "certificate",
+        "author",
+        "ticket",
+        "approval_reference",
+    )
 
     class Meta:
         ordering = ["service", "-number"]
@@ -104,6 +121,8 @@ class GatewayServiceRevision(models.Model):
         update_fields = kwargs.get("update_fields")
         if self.pk and (update_fields is None or set(update_fields) & set(self.IMMUTABLE_FIELDS)):
             raise ValueError("Revisions are immutable; only the approval decision may be recorded.")
+        if not self.pk and not self.approval_reference:
+            self.approval_reference = approval_reference(service_id=self.service_id, number=self.number, spec=self.spec)
         super().save(*args, **kwargs)
 
     def delete(self, *args, **kwargs):

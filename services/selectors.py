@@ -93,6 +93,7 @@ def gateway_service_view(service: GatewayService, context: dict[str, Any] | None
         "ticket": spec.get("ticket") or "",
         "revision": revision.number,
         "approval": revision.approval,
+        "approval_reference": revision.approval_reference,
         **spec_view(spec, clusters),
         "certificate": revision.certificate,
         "status": [

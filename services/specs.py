@@ -282,6 +282,7 @@ GATEWAY_SERVICE = Object(
             "id",
             "revision",
             "approval",
+            "approval_reference",
             "server_block",
             "credential_name",
             "certificate",

@@ -27,7 +27,16 @@ from ticketing.selectors import ticketing_source_by_name
 logger = logging.getLogger(__name__)
 
 DEFAULT_OVERLAP_SECONDS = 24 * 60 * 60
-_AUDITED_FIELDS = ("name", "kind", "team", "approved_statuses", "rejected_statuses", "enabled")
+_AUDITED_FIELDS = (
+    "name",
+    "kind",
+    "team",
+    "approved_statuses",
+    "rejected_statuses",
+    "enabled",
+    "require_references",
+    "reference_field",
+)
 
 
 # --- sources ------------------------------------------------------------------------------------------
@@ -41,6 +50,8 @@ def _state(source: TicketingSource) -> dict[str, Any]:
         "approved_statuses": source.approved_statuses,
         "rejected_statuses": source.rejected_statuses,
         "enabled": source.enabled,
+        "require_references": source.require_references,
+        "reference_field": source.reference_field,
     }
 
 
@@ -246,7 +257,11 @@ def _authenticated_event(
             secrets_=secrets_, headers=headers, body=body, now=now.timestamp()
         )
         return parsers.parse_generic(parsers.load_json(body), delivery_id=delivery_id)
-    mapping = {"approved": source.approved_statuses, "rejected": source.rejected_statuses}
+    mapping = {
+        "approved": source.approved_statuses,
+        "rejected": source.rejected_statuses,
+        "reference_field": source.reference_field or parsers.DESCRIPTION,
+    }
     if source.kind == SourceKind.JIRA:
         signatures.verify_hub_signature(secrets_=secrets_, headers=headers, body=body)
         payload = parsers.load_json(body)
@@ -298,10 +313,23 @@ def _act(source: TicketingSource, event: TicketEvent) -> dict[str, Any]:
 
 
 def _decide(source: TicketingSource, event: TicketEvent) -> dict[str, Any]:
+    """Decide the pending revisions the write that named the ticket linked to it.
+
+    A source that requires references approves only those whose approval reference the delivery carries; each
+    pending revision it leaves out is recorded as a refused approval. A rejection needs no reference: a refusal
+    must never be missed.
+    """
     revisions = list(service_selectors.pending_revisions_for_ticket(ticket=event.ticket, team=source.team))
     if not revisions:
         reason = f"No pending revision of team {source.team.slug!r} names ticket {event.ticket!r}."
-        return {"outcome": "ignored", "reason": reason}
+        return {"outcome": "ignored", "reason": reason, **_unmatched(event, [])}
+    refused: list[dict[str, Any]] = []
+    if event.kind == parsers.APPROVED and source.require_references:
+        carried = set(event.references)
+        for revision in revisions:
+            if revision.approval_reference not in carried:
+                refused.append(_refuse_approval(source, event, revision))
+        revisions = [r for r in revisions if r.approval_reference in carried]
     decide = service_actions.revision_approve if event.kind == parsers.APPROVED else service_actions.revision_reject
     decided = []
     for revision in revisions:
@@ -310,13 +338,46 @@ def _decide(source: TicketingSource, event: TicketEvent) -> dict[str, Any]:
                 decided.append(decide(revision=revision, comment=event.comment))
         except DomainError:
             continue  # decided through another door since it was looked up
+    extra = {**({"refused": refused} if refused else {}), **_unmatched(event, revisions)}
     if not decided:
-        return {"outcome": "ignored", "reason": f"Every revision naming ticket {event.ticket!r} was already decided."}
+        reason = (
+            f"The delivery carries the approval reference of no pending revision naming ticket {event.ticket!r}; "
+            f"source {source.name!r} approves only the revisions whose references it carries."
+            if refused and not revisions
+            else f"Every revision naming ticket {event.ticket!r} was already decided."
+        )
+        return {"outcome": "ignored", "reason": reason, **extra}
     return {
         "outcome": event.kind,
         "services": sorted({str(r.service_id) for r in decided}),
         "revisions": [{"service": str(r.service_id), "revision": r.number} for r in decided],
+        **extra,
     }
+
+
+def _refuse_approval(source: TicketingSource, event: TicketEvent, revision) -> dict[str, Any]:
+    """Record that a ticket's approval left out a revision whose reference it does not carry."""
+    reason = (
+        f"Ticket {event.ticket!r} does not carry approval reference {revision.approval_reference} of revision "
+        f"{revision.number}; source {source.name!r} approves only referenced revisions."
+    )
+    audit_record(
+        action="gateway_service.approval_refused",
+        object_type="gateway_service",
+        object_id=str(revision.service_id),
+        object_repr=str(revision.service),
+        team=source.team.slug,
+        ticket=event.ticket,
+        data={"revision": revision.number, "source": source.name, "reason": "reference_missing", "detail": reason},
+    )
+    return {"service": str(revision.service_id), "revision": revision.number, "reason": reason}
+
+
+def _unmatched(event: TicketEvent, revisions: list) -> dict[str, Any]:
+    """References the delivery carries that name no pending revision linked to its ticket."""
+    known = {r.approval_reference for r in revisions}
+    unmatched = [ref for ref in event.references if ref not in known]
+    return {"unmatched_references": unmatched} if unmatched else {}
 
 
 def _file_request(source: TicketingSource, event: TicketEvent) -> dict[str, Any]:

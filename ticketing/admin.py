@@ -8,7 +8,16 @@ from gatewayportal.admin import ReadOnlyAdmin, admin_actor
 from ticketing import actions, signatures
 from ticketing.models import TicketingSource, WebhookDelivery
 
-SOURCE_FIELDS = ("name", "kind", "team", "approved_statuses", "rejected_statuses", "enabled")
+SOURCE_FIELDS = (
+    "name",
+    "kind",
+    "team",
+    "approved_statuses",
+    "rejected_statuses",
+    "enabled",
+    "require_references",
+    "reference_field",
+)
 
 
 class TicketingSourceForm(forms.ModelForm):
@@ -38,8 +47,8 @@ class TicketingSourceForm(forms.ModelForm):
 @admin.register(TicketingSource)
 class TicketingSourceAdmin(admin.ModelAdmin):
     form = TicketingSourceForm
-    list_display = ["name", "kind", "team", "enabled", "previous_secret_expires_at", "updated_at"]
-    list_filter = ["kind", "enabled", "team"]
+    list_display = ["name", "kind", "team", "enabled", "require_references", "previous_secret_expires_at", "updated_at"]
+    list_filter = ["kind", "enabled", "require_references", "team"]
     search_fields = ["name", "team__slug"]
     readonly_fields = ["previous_secret_expires_at", "created_at", "updated_at"]
     actions = ["rotate_secret"]

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from django.core.validators import RegexValidator
 from django.db import models
 
 from gatewayportal.crypto import EncryptedTextField
@@ -33,6 +34,24 @@ class TicketingSource(models.Model):
     approved_statuses = models.JSONField(default=list, blank=True, help_text="Jira statuses / ServiceNow values.")
     rejected_statuses = models.JSONField(default=list, blank=True, help_text="Jira statuses / ServiceNow values.")
     enabled = models.BooleanField(default=True)
+    require_references = models.BooleanField(
+        default=False,
+        help_text="Approve only the revisions whose approval reference the delivery carries (recommended for "
+        "production).",
+    )
+    reference_field = models.CharField(
+        max_length=100,
+        blank=True,
+        default="",
+        validators=[
+            RegexValidator(
+                r"^[A-Za-z0-9_]+\Z",
+                "A field name: letters, digits and '_' (e.g. customfield_10042 or u_approval_references).",
+            )
+        ],
+        help_text="Jira issue field or ServiceNow record field whose text carries the approval references "
+        "(blank: the description; not used by generic sources, which list them in `revisions`).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

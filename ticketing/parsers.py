@@ -7,6 +7,9 @@ Jira issue creation (our mapping): an issue is a gateway-service request when it
 `gateway-service`. Its description holds the request in YAML or JSON — the same fields as the API — either
 as the whole description or inside the first code block (`{code:yaml}…{code}`, `{noformat}…{noformat}`,
 a Markdown fence, or an Atlassian Document Format codeBlock). The issue key becomes the request's ticket.
+
+Approval references (`services.references`): a generic delivery lists them in `revisions`; a Jira or ServiceNow
+delivery carries them in the text of the ticket's description, or of the field the source names instead.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any
 import yaml
 
 from gatewayportal import yamlsafe
+from services.references import references_in
 from ticketing.signatures import body_digest
 
 APPROVED, REJECTED, CREATED, IGNORED = "approved", "rejected", "created", "ignored"
@@ -28,6 +32,9 @@ JIRA_REQUEST_LABEL = "gateway-service"
 MAX_TICKET_CHARS = 100  # GatewayServiceRevision.ticket
 MAX_ACTOR_CHARS = 150  # AuditEvent.actor
 MAX_COMMENT_CHARS = 4000
+MAX_REFERENCES = 500
+MAX_REFERENCE_CHARS = 100
+DESCRIPTION = "description"
 
 
 class MalformedPayload(Exception):
@@ -47,6 +54,8 @@ class TicketEvent:
     # Why an event is ignored, or why a creation request could not even be read (kind stays `created`).
     reason: str = ""
     errors: dict[str, Any] = field(default_factory=dict)
+    # The approval references the delivery carries (what a source that requires references approves).
+    references: tuple[str, ...] = ()
 
 
 def load_json(body: bytes) -> Any:
@@ -60,7 +69,8 @@ def load_json(body: bytes) -> Any:
 
 
 def parse_generic(payload: Any, *, delivery_id: str) -> TicketEvent:
-    """`{"event": "ticket.approved|rejected|created", "ticket", "actor"?, "comment"?, "gateway_service"?}`."""
+    """`{"event": "ticket.approved|rejected|created", "ticket", "actor"?, "comment"?, "revisions"?,
+    "gateway_service"?}`; `revisions` lists approval references."""
     body = _require_object(payload)
     event = body.get("event")
     if event not in GENERIC_EVENTS:
@@ -77,13 +87,42 @@ def parse_generic(payload: Any, *, delivery_id: str) -> TicketEvent:
                 {"gateway_service": ["ticket.created needs an object with the API's gateway service fields."]}
             )
         service = _with_ticket(service, ticket)
-    return TicketEvent(kind, ticket, delivery_id, actor=actor, comment=comment, gateway_service=service)
+    references = _reference_list(body.get("revisions"))
+    return TicketEvent(
+        kind, ticket, delivery_id, actor=actor, comment=comment, gateway_service=service, references=references
+    )
+
+
+def _reference_list(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if (
+        not isinstance(value, list)
+        or len(value) > MAX_REFERENCES
+        or not all(isinstance(v, str) and 0 < len(v.strip()) <= MAX_REFERENCE_CHARS for v in value)
+    ):
+        raise MalformedPayload(
+            {
+                "revisions": [
+                    f"A list of at most {MAX_REFERENCES} approval references (the `approval_reference` of each "
+                    "revision the ticket approves)."
+                ]
+            }
+        )
+    return tuple(dict.fromkeys(v.strip().lower() for v in value))
 
 
 # --- jira ---------------------------------------------------------------------------------------------
 
 
-def parse_jira(payload: Any, *, body: bytes, approved: Iterable[str], rejected: Iterable[str]) -> TicketEvent:
+def parse_jira(
+    payload: Any,
+    *,
+    body: bytes,
+    approved: Iterable[str],
+    rejected: Iterable[str],
+    reference_field: str = DESCRIPTION,
+) -> TicketEvent:
     """Jira Cloud `jira:issue_updated` (a status transition) and `jira:issue_created` (a filed request)."""
     data = _require_object(payload)
     delivery_id = body_digest(body)
@@ -94,8 +133,15 @@ def parse_jira(payload: Any, *, body: bytes, approved: Iterable[str], rejected: 
     ticket = _ticket(issue.get("key"), "issue.key")
     actor = _jira_actor(data.get("user"))
     if event == "jira:issue_updated":
+        references = tuple(references_in(text_of(issue.get("fields", {}).get(reference_field or DESCRIPTION))))
         return _jira_transition(
-            data, ticket=ticket, actor=actor, delivery_id=delivery_id, approved=approved, rejected=rejected
+            data,
+            ticket=ticket,
+            actor=actor,
+            delivery_id=delivery_id,
+            approved=approved,
+            rejected=rejected,
+            references=references,
         )
     if event == "jira:issue_created":
         return _jira_request(issue, ticket=ticket, actor=actor, delivery_id=delivery_id)
@@ -103,7 +149,14 @@ def parse_jira(payload: Any, *, body: bytes, approved: Iterable[str], rejected: 
 
 
 def _jira_transition(
-    data: dict[str, Any], *, ticket: str, actor: str, delivery_id: str, approved: Iterable[str], rejected: Iterable[str]
+    data: dict[str, Any],
+    *,
+    ticket: str,
+    actor: str,
+    delivery_id: str,
+    approved: Iterable[str],
+    rejected: Iterable[str],
+    references: tuple[str, ...],
 ) -> TicketEvent:
     items = (data.get("changelog") or {}).get("items") or []
     statuses = [i.get("toString") for i in items if isinstance(i, dict) and i.get("field") == "status"]
@@ -113,7 +166,7 @@ def _jira_transition(
     kind = match_status([status], approved=approved, rejected=rejected)
     comment = _jira_comment(data.get("comment")) or f"Jira {ticket} moved to {status!r}."
     reason = "" if kind != IGNORED else f"Status {status!r} is mapped neither to approved nor to rejected."
-    return TicketEvent(kind, ticket, delivery_id, actor=actor, comment=comment, reason=reason)
+    return TicketEvent(kind, ticket, delivery_id, actor=actor, comment=comment, reason=reason, references=references)
 
 
 def _jira_request(issue: dict[str, Any], *, ticket: str, actor: str, delivery_id: str) -> TicketEvent:
@@ -199,7 +252,14 @@ def _jira_comment(comment: Any) -> str:
 # --- servicenow ---------------------------------------------------------------------------------------
 
 
-def parse_servicenow(payload: Any, *, body: bytes, approved: Iterable[str], rejected: Iterable[str]) -> TicketEvent:
+def parse_servicenow(
+    payload: Any,
+    *,
+    body: bytes,
+    approved: Iterable[str],
+    rejected: Iterable[str],
+    reference_field: str = DESCRIPTION,
+) -> TicketEvent:
     """A change_request record (`number`, `state`, `approval`), top level or under `result` as the Table API sends it.
 
     Field values may be plain strings or `{"value", "display_value"}` pairs; either matches the status mapping.
@@ -220,7 +280,16 @@ def parse_servicenow(payload: Any, *, body: bytes, approved: Iterable[str], reje
     shown = "/".join(approval[-1:] + state[-1:])
     comment = next(iter(_sn_values(record.get("comments"))), "") or f"ServiceNow {ticket}: {shown}."
     reason = "" if kind != IGNORED else f"approval/state {shown!r} is mapped neither to approved nor to rejected."
-    return TicketEvent(kind, ticket, delivery_id, actor=actor, comment=comment[:MAX_COMMENT_CHARS], reason=reason)
+    references = tuple(references_in(text_of(record.get(reference_field or DESCRIPTION))))
+    return TicketEvent(
+        kind,
+        ticket,
+        delivery_id,
+        actor=actor,
+        comment=comment[:MAX_COMMENT_CHARS],
+        reason=reason,
+        references=references,
+    )
 
 
 def _sn_values(value: Any) -> list[str]:
@@ -232,6 +301,22 @@ def _sn_values(value: Any) -> list[str]:
 
 
 # --- shared -------------------------------------------------------------------------------------------
+
+
+def text_of(value: Any) -> str:
+    """Every string inside a field's value, one a line: plain text, an Atlassian Document Format tree, a
+    ServiceNow `{value, display_value}` pair, a list of options. Walked without recursion (bodies may nest deep)."""
+    texts: list[str] = []
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            texts.append(item)
+        elif isinstance(item, dict):
+            stack.extend(reversed(list(item.values())))
+        elif isinstance(item, list):
+            stack.extend(reversed(item))
+    return "\n".join(texts)
 
 
 def match_status(values: Iterable[str], *, approved: Iterable[str], rejected: Iterable[str]) -> str:

@@ -12,27 +12,13 @@ from rest_framework import serializers
 from rest_framework.validators import UniqueValidator
 
 from gatewayportal.exceptions import DomainError
+from gatewayportal.serializers import StrictFieldsMixin
 from services import specs
 from services.choices import Protocol, TLSMode, TLSProtocolVersion, TrafficType
 from services.models import GatewayService, GatewayServiceRevision, GatewayServiceStatus, Team
 from services.specs import DNS_LABEL, DOMAIN
 
 User = get_user_model()
-
-
-class StrictFieldsMixin:
-    """Unknown fields are refused, not silently dropped."""
-
-    def to_internal_value(self, data):
-        if isinstance(data, dict):
-            known = {name for name, field in self.fields.items() if not field.read_only}
-            read_only = {name for name, field in self.fields.items() if field.read_only}
-            unknown = sorted(set(data) - known - read_only)
-            if unknown:
-                raise serializers.ValidationError(
-                    {name: [f"Unknown field. Accepted fields: {', '.join(sorted(known))}."] for name in unknown}
-                )
-        return super().to_internal_value(data)
 
 
 class UpperChoiceField(serializers.ChoiceField):
@@ -223,6 +209,9 @@ class GatewayServiceSerializer(serializers.Serializer):
 
     revision = serializers.IntegerField(read_only=True)
     approval = serializers.CharField(read_only=True)
+    approval_reference = serializers.CharField(
+        read_only=True, help_text="What a ticket quotes to approve exactly this revision (see the ticketing webhook)."
+    )
     server_block = serializers.JSONField(read_only=True)
     credential_name = serializers.CharField(read_only=True, allow_null=True)
     certificate = serializers.JSONField(read_only=True, allow_null=True)
@@ -252,6 +241,7 @@ class RevisionSerializer(serializers.ModelSerializer):
             "spec",
             "certificate",
             "approval",
+            "approval_reference",
             "decided_by",
             "decided_at",
             "decision_comment",

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import re
+
 from django.db import transaction
+from django.utils.http import parse_etags, quote_etag
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
@@ -47,13 +50,58 @@ class TeamViewSet(viewsets.ModelViewSet):
         actions.team_delete(team=instance)
 
 
+IF_MATCH = OpenApiParameter(
+    "If-Match",
+    OpenApiTypes.STR,
+    location=OpenApiParameter.HEADER,
+    description=(
+        'The ETag last read (`"<revision>"`), several separated by commas, or `*`. When the service has moved '
+        "to another revision the request answers 412 and changes nothing. Weak tags (`W/…`) never match."
+    ),
+)
+ETAG = OpenApiParameter(
+    "ETag",
+    OpenApiTypes.STR,
+    location=OpenApiParameter.HEADER,
+    response=[200, 201],
+    description='The service\'s current revision as a strong entity tag, e.g. `"3"`; send it back in `If-Match`.',
+)
+PRECONDITION_FAILED = OpenApiResponse(description="If-Match names another revision than the current one.")
+
+
 def _flag(request, name: str) -> bool:
     return request.query_params.get(name, "").lower() in ("1", "true", "yes")
 
 
+REVISION_TAG = re.compile(r'"([0-9]{1,18})"')  # a strong tag naming a revision; weak tags never match If-Match
+
+
+class RevisionETagMixin:
+    """Optimistic concurrency: an answer about one service carries `ETag: "<revision>"`, and PUT, PATCH and DELETE
+    pass the revisions `If-Match` names to the action, which compares them under the service's row lock."""
+
+    @staticmethod
+    def etag(service) -> str:
+        return quote_etag(str(service.current_revision.number))
+
+    def expected_revisions(self) -> frozenset[int] | None:
+        """None without `If-Match` or with `*`; else the revisions of its strong tags (weak ones never match)."""
+        header = self.request.headers.get("If-Match")
+        if header is None:
+            return None
+        tags = parse_etags(header)
+        if "*" in tags:
+            return None
+        return frozenset(int(match[1]) for tag in tags if (match := REVISION_TAG.fullmatch(tag)))
+
+    def with_etag(self, response: Response, service) -> Response:
+        response["ETag"] = self.etag(service)
+        return response
+
+
 class GatewayServiceViewSet(
+    RevisionETagMixin,
     mixins.ListModelMixin,
-    mixins.RetrieveModelMixin,
     viewsets.GenericViewSet,
 ):
     serializer_class = GatewayServiceSerializer
@@ -81,9 +129,15 @@ class GatewayServiceViewSet(
     def _respond(self, service, warnings, code):
         body = selectors.gateway_service_view(service, self.get_serializer_context())
         body["warnings"] = warnings
-        return Response(body, status=code)
+        return self.with_etag(Response(body, status=code), service)
 
-    @extend_schema(parameters=[DRY_RUN], responses={201: GatewayServiceSerializer, 200: GatewayServiceSerializer})
+    @extend_schema(parameters=[ETAG])
+    def retrieve(self, request, *args, **kwargs):
+        service = self.get_object()
+        body = selectors.gateway_service_view(service, self.get_serializer_context())
+        return self.with_etag(Response(body), service)
+
+    @extend_schema(parameters=[DRY_RUN, ETAG], responses={201: GatewayServiceSerializer, 200: GatewayServiceSerializer})
     def create(self, request, *args, **kwargs):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -96,11 +150,15 @@ class GatewayServiceViewSet(
         )
         return self._respond(service, warnings, status.HTTP_201_CREATED)
 
-    @extend_schema(parameters=[DRY_RUN])
+    @extend_schema(
+        parameters=[DRY_RUN, IF_MATCH, ETAG], responses={200: GatewayServiceSerializer, 412: PRECONDITION_FAILED}
+    )
     def update(self, request, *args, **kwargs):
         return self._update(request, partial=False)
 
-    @extend_schema(parameters=[DRY_RUN])
+    @extend_schema(
+        parameters=[DRY_RUN, IF_MATCH, ETAG], responses={200: GatewayServiceSerializer, 412: PRECONDITION_FAILED}
+    )
     def partial_update(self, request, *args, **kwargs):
         return self._update(request, partial=True)
 
@@ -112,15 +170,23 @@ class GatewayServiceViewSet(
         team_slug = data.pop("team", None)
         if team_slug and team_slug != service.team.slug:
             raise DomainError({"team": ["'team' cannot be changed; create a new gateway service instead."]})
+        expected = self.expected_revisions()
         if _flag(request, "dry_run"):
-            return Response(self._preview(team=service.team, data=data, service=service, partial=partial))
+            return Response(
+                self._preview(team=service.team, data=data, service=service, partial=partial, expected=expected)
+            )
         service, warnings = actions.gateway_service_update(
-            service=service, data=data, user=request.user, is_platform=is_platform(request.user), partial=partial
+            service=service,
+            data=data,
+            user=request.user,
+            is_platform=is_platform(request.user),
+            partial=partial,
+            expected_revisions=expected,
         )
         service = self.get_queryset().get(pk=service.pk)
         return self._respond(service, warnings, status.HTTP_200_OK)
 
-    def _preview(self, *, team, data, service=None, partial=False) -> dict:
+    def _preview(self, *, team, data, service=None, partial=False, expected=None) -> dict:
         """Run every check inside a transaction that is always rolled back, then describe the result."""
         from clusters.selectors import live_diff
 
@@ -136,6 +202,7 @@ class GatewayServiceViewSet(
                     user=self.request.user,
                     is_platform=is_platform(self.request.user),
                     partial=partial,
+                    expected_revisions=expected,
                 )
             created = self.get_queryset().get(pk=created.pk)
             body = selectors.gateway_service_view(created, self.get_serializer_context())
@@ -152,9 +219,9 @@ class GatewayServiceViewSet(
         ]
         return body
 
-    @extend_schema(responses={202: None})
+    @extend_schema(parameters=[IF_MATCH], responses={202: None, 412: PRECONDITION_FAILED})
     def destroy(self, request, *args, **kwargs):
-        actions.gateway_service_delete(service=self.get_object())
+        actions.gateway_service_delete(service=self.get_object(), expected_revisions=self.expected_revisions())
         return Response(status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(
@@ -185,12 +252,20 @@ class GatewayServiceViewSet(
         """For approvers: the live diff the pending revision would make on each gated cluster."""
         return Response({"results": selectors.approval_diff(self.get_object())})
 
-    @extend_schema(request=DecisionSerializer, responses=GatewayServiceSerializer)
+    @extend_schema(
+        request=DecisionSerializer,
+        parameters=[IF_MATCH, ETAG],
+        responses={200: GatewayServiceSerializer, 412: PRECONDITION_FAILED},
+    )
     @action(detail=True, methods=["post"], permission_classes=[IsPlatform])
     def approve(self, request, pk=None):
         return self._decide(request, actions.revision_approve)
 
-    @extend_schema(request=DecisionSerializer, responses=GatewayServiceSerializer)
+    @extend_schema(
+        request=DecisionSerializer,
+        parameters=[IF_MATCH, ETAG],
+        responses={200: GatewayServiceSerializer, 412: PRECONDITION_FAILED},
+    )
     @action(detail=True, methods=["post"], permission_classes=[IsPlatform])
     def reject(self, request, pk=None):
         return self._decide(request, actions.revision_reject)
@@ -199,7 +274,10 @@ class GatewayServiceViewSet(
         service = self.get_object()
         serializer = DecisionSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        decide(revision=service.current_revision, comment=serializer.validated_data["comment"])
+        # The revision is pinned here: with If-Match, it is the one the approver reviewed or nothing is decided.
+        revision = service.current_revision
+        actions.check_expected_revision(revision, self.expected_revisions())
+        decide(revision=revision, comment=serializer.validated_data["comment"])
         return self._respond(self.get_queryset().get(pk=service.pk), [], status.HTTP_200_OK)
 
     @extend_schema(

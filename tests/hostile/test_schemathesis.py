@@ -74,7 +74,7 @@ def test_the_schema_documents_202_for_delete_and_errors_for_every_operation(worl
     schema = yaml.safe_load(_as(world.member_token).get("/api/schema/").content)
 
     delete = schema["paths"]["/api/v1/gateway-services/{id}/"]["delete"]["responses"]
-    assert set(delete) == {"202", "400", "401", "403", "404"}
+    assert set(delete) == {"202", "400", "401", "403", "404", "412"}  # 412: a stale If-Match
     for operations in schema["paths"].values():
         for operation in operations.values():
             assert {"401", "403"} <= set(operation["responses"]) or "security" in operation

@@ -10,6 +10,7 @@ import pytest
 from kubernetes import client
 
 from kubesim import KubeSim
+from kubesim.__main__ import parse_args
 from kubesim.webhook import gateway_errors, host_errors
 
 GROUP, NS, PLURAL = "networking.istio.io", "istio-system", "gateways"
@@ -153,3 +154,8 @@ def test_hosts_istio_refuses(host: str) -> None:
 def test_an_empty_gateway_is_refused() -> None:
     assert gateway_errors({"spec": {"servers": []}}) == ["gateway must have at least one server"]
     assert gateway_errors({"spec": {}}) == ["gateway must have at least one server"]
+
+
+def test_the_command_line_can_switch_the_webhook_off() -> None:
+    assert parse_args(["--token", "t", "--no-istio-webhook"]).no_istio_webhook is True
+    assert parse_args(["--token", "t"]).no_istio_webhook is False

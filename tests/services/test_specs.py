@@ -16,8 +16,9 @@ from hypothesis import strategies as st
 from rest_framework import serializers
 
 from gatewayportal.exceptions import DomainError
+from gatewayportal.serializers import StrictFieldsMixin
 from services import specs
-from services.api.serializers import GatewayServiceSerializer, StrictFieldsMixin
+from services.api.serializers import GatewayServiceSerializer
 
 
 def _reference() -> type[serializers.Serializer]:

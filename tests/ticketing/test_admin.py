@@ -80,3 +80,15 @@ def test_admin_rotate_action_keeps_the_old_secret_valid(admin_client, team):
 def test_deliveries_are_read_only_in_admin(admin_client):
     assert admin_client.get("/admin/ticketing/webhookdelivery/").status_code == 200
     assert admin_client.get("/admin/ticketing/webhookdelivery/add/").status_code == 403
+
+
+def test_admin_sets_require_references_and_checks_the_reference_field(admin_client, team):
+    refused = admin_client.post(ADD, form(team=team.pk, require_references="on", reference_field="fields.x"))
+    assert refused.status_code == 200 and not TicketingSource.objects.exists()
+
+    admin_client.post(ADD, form(team=team.pk, require_references="on", reference_field="customfield_10042"))
+
+    source = TicketingSource.objects.get()
+    assert (source.require_references, source.reference_field) == (True, "customfield_10042")
+    event = AuditEvent.objects.get(action="ticketing_source.created")
+    assert event.changes["require_references"] == [None, True]

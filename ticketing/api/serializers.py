@@ -4,6 +4,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from gatewayportal.serializers import StrictFieldsMixin
 from services.models import Team
 from ticketing import signatures
 from ticketing.actions import DEFAULT_OVERLAP_SECONDS
@@ -26,7 +27,7 @@ class StatusListField(serializers.ListField):
         super().__init__(max_length=MAX_STATUSES, required=False, **kwargs)
 
 
-class TicketingSourceSerializer(serializers.ModelSerializer):
+class TicketingSourceSerializer(StrictFieldsMixin, serializers.ModelSerializer):
     team = serializers.SlugRelatedField(slug_field="slug", queryset=Team.objects.all())
     secret = serializers.CharField(
         write_only=True,
@@ -36,6 +37,12 @@ class TicketingSourceSerializer(serializers.ModelSerializer):
     )
     approved_statuses = StatusListField()
     rejected_statuses = StatusListField()
+    require_references = serializers.BooleanField(
+        required=False,
+        help_text="Approve only the revisions whose `approval_reference` the delivery carries (generic: its "
+        "`revisions` list; Jira/ServiceNow: the text of the description or of `reference_field`). "
+        "Recommended for production.",
+    )
     previous_secret_valid_until = serializers.DateTimeField(
         source="previous_secret_expires_at", read_only=True, allow_null=True
     )
@@ -51,6 +58,8 @@ class TicketingSourceSerializer(serializers.ModelSerializer):
             "approved_statuses",
             "rejected_statuses",
             "enabled",
+            "require_references",
+            "reference_field",
             "webhook_url",
             "previous_secret_valid_until",
             "created_at",
@@ -86,6 +95,14 @@ class TicketingSourceSerializer(serializers.ModelSerializer):
             attrs.setdefault("rejected_statuses", rejected)
         approved = attrs.get("approved_statuses", getattr(self.instance, "approved_statuses", []))
         rejected = attrs.get("rejected_statuses", getattr(self.instance, "rejected_statuses", []))
+        if attrs.get("reference_field") and kind == SourceKind.GENERIC:
+            raise serializers.ValidationError(
+                {
+                    "reference_field": [
+                        "Only for jira and servicenow; a generic delivery lists references in `revisions`."
+                    ]
+                }
+            )
         both = {s.casefold() for s in approved} & {s.casefold() for s in rejected}
         if both:
             raise serializers.ValidationError(
@@ -100,7 +117,7 @@ class TicketingSourceCreatedSerializer(TicketingSourceSerializer):
     secret = serializers.CharField(read_only=True, help_text="Shown only in this response; store it in the sender.")
 
 
-class RotateSecretSerializer(serializers.Serializer):
+class RotateSecretSerializer(StrictFieldsMixin, serializers.Serializer):
     secret = serializers.CharField(required=False, trim_whitespace=False, help_text="Left out: one is generated.")
     overlap_seconds = serializers.IntegerField(
         required=False,
@@ -129,5 +146,19 @@ class WebhookAnswerSerializer(serializers.Serializer):
     ticket = serializers.CharField()
     delivery_id = serializers.CharField()
     services = serializers.ListField(child=serializers.UUIDField(), required=False)
+    revisions = serializers.ListField(
+        child=serializers.DictField(), required=False, help_text="`{service, revision}` of each revision decided."
+    )
+    refused = serializers.ListField(
+        child=serializers.DictField(),
+        required=False,
+        help_text="`{service, revision, reason}` of each pending revision left out because the delivery does not "
+        "carry its approval reference.",
+    )
+    unmatched_references = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        help_text="References the delivery carries that name no pending revision linked to its ticket.",
+    )
     errors = serializers.DictField(required=False)
     reason = serializers.CharField(required=False)
