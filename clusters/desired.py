@@ -12,9 +12,9 @@ from clusters import kube
 from clusters.models import Cluster, GatewayState
 from clusters.reconcile import DesiredService, Facts, Outcome, reads_needed
 from services.choices import Approval, State
-from services.models import GatewayService
+from services.models import GatewayService, GatewayServiceStatus, Team
 from services.rendering import GatewaySettings
-from services.targeting import targets
+from services.targeting import allowed, targets
 
 
 @dataclass
@@ -40,34 +40,31 @@ def collect_desired(cluster: Cluster, traffic_type: str) -> Desired:
         .select_related("team", "current_revision", "approved_revision")
         .order_by("created_at", "id")
     )
+    landed = set(GatewayServiceStatus.objects.filter(cluster=cluster).values_list("service_id", flat=True))
     for service in services:
         sid = str(service.id)
         current, approved = service.current_revision, service.approved_revision
         runs = approved if cluster.requires_approval else current
-        waiting = (
-            cluster.requires_approval
-            and current is not None
-            and current.approval == Approval.PENDING
-            and _targets(current.spec, cluster)
-        )
-        if runs is not None and _targets(runs.spec, cluster):
+
+        def lands(spec: dict[str, Any], service=service) -> bool:
+            return _targets(spec, cluster) and (service.id in landed or _allowed(service.team, cluster))
+
+        pending = cluster.requires_approval and current is not None and current.approval == Approval.PENDING
+        waiting = pending and lands(current.spec)
+        if runs is not None and lands(runs.spec):
             desired.items.append(DesiredService(sid, service.team.slug, runs.number, runs.spec, runs.tls_material))
-            if waiting:
+            if pending:
+                what = "" if waiting else " (its removal from this cluster)"
                 desired.awaiting[sid] = Outcome(
                     State.AWAITING_APPROVAL,
-                    f"revision {runs.number} runs here; revision {current.number} awaits approval",
+                    f"revision {runs.number} runs here; revision {current.number}{what} awaits approval",
                     runs.number,
                 )
         elif waiting:
             desired.preset[sid] = Outcome(
                 State.AWAITING_APPROVAL, f"revision {current.number} awaits approval before it runs on this cluster"
             )
-        elif (
-            cluster.requires_approval
-            and current
-            and current.approval == Approval.REJECTED
-            and _targets(current.spec, cluster)
-        ):
+        elif cluster.requires_approval and current and current.approval == Approval.REJECTED and lands(current.spec):
             desired.preset[sid] = Outcome(
                 State.REJECTED, f"revision {current.number} was rejected and no approved revision runs on this cluster"
             )
@@ -76,6 +73,12 @@ def collect_desired(cluster: Cluster, traffic_type: str) -> Desired:
 
 def _targets(spec: dict[str, Any], cluster: Cluster) -> bool:
     return targets(spec, cluster_name=cluster.name, labels=cluster.labels, enabled=cluster.enabled)
+
+
+def _allowed(team: Team, cluster: Cluster) -> bool:
+    """A team lands only where it may. Checked at each write (which sets its statuses), so narrowing applies to
+    later writes; this check keeps a selector off a cluster that appeared or changed labels since."""
+    return allowed(cluster.name, cluster.labels, names=team.allowed_clusters, selector=team.allowed_cluster_selector)
 
 
 def read_facts(

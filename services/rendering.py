@@ -7,6 +7,7 @@ Naming follows the operator the portal descends from: port name `<protocol>-<nam
 from __future__ import annotations
 
 import base64
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,6 +87,13 @@ def render_server(spec: dict[str, Any], settings: GatewaySettings) -> dict[str, 
     if tls:
         server["tls"] = tls
     return server
+
+
+def block_bytes(spec: dict[str, Any]) -> int:
+    """What a service's block adds to a Gateway: the server as compact JSON (with namespace-scoped hosts, the
+    longer form) and its port name in the managed-servers annotation. Cheap, and the same on every cluster."""
+    server = render_server(spec, GatewaySettings())
+    return len(json.dumps(server, separators=(",", ":"))) + len(server["port"]["name"]) + 1
 
 
 def secret_target_namespace(spec: dict[str, Any], settings: GatewaySettings) -> str:

@@ -200,7 +200,10 @@ class GatewayServiceViewSet(
         serializer = DecisionSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         decide(revision=service.current_revision, comment=serializer.validated_data["comment"])
-        return self._respond(self.get_queryset().get(pk=service.pk), [], status.HTTP_200_OK)
+        decided = self.get_queryset().filter(pk=service.pk).first()
+        if decided is None:  # an approved removal: the service is already gone from every cluster
+            return Response({"id": str(service.pk), "approval": "approved", "removed": True})
+        return self._respond(decided, [], status.HTTP_200_OK)
 
     @extend_schema(
         request={"application/yaml": OpenApiTypes.STR},
