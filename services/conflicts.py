@@ -32,7 +32,7 @@ def _label(claim: Claim, candidate: Claim) -> str:
     # Another team is named, nothing more: its services, namespaces, hosts and revisions are not the caller's
     # business. The caller's own service is named, so that it knows which one to change.
     if claim.team == candidate.team:
-        return f"your service {claim.name}"
+        return f"your service {claim.team}/{claim.name}"
     return f"team {claim.team}"
 
 

@@ -65,7 +65,7 @@ def test_same_host_case_insensitive_any_team():
         messages = find_conflicts(CANDIDATE, [other(team=team, hosts=("Checkout.Example.COM.",))])
         assert len(messages) == 1
         # Another team is named, never its service; the caller's own service is named so it knows which.
-        assert ("team shop" if team == "shop" else "your service cart") in messages[0]
+        assert ("team shop" if team == "shop" else "your service payments/cart") in messages[0]
         assert team == "payments" or "cart" not in messages[0]
         assert "443" in messages[0]
         assert "checkout.example.com" in messages[0]
