@@ -239,7 +239,12 @@ class GatewayServiceSerializer(serializers.Serializer):
     ticket = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
 
     revision = serializers.IntegerField(read_only=True)
-    approval = serializers.CharField(read_only=True)
+    approval = serializers.CharField(
+        read_only=True,
+        help_text="not_required | pending | approved | rejected, of the current revision. A change on a gated "
+        "cluster is pending until approved, and so is leaving one (a PATCH that drops it, or a DELETE): the block "
+        "stays there until the removal is approved.",
+    )
     server_block = serializers.JSONField(read_only=True)
     credential_name = serializers.CharField(read_only=True, allow_null=True)
     certificate = serializers.JSONField(read_only=True, allow_null=True)

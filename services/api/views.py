@@ -152,7 +152,12 @@ class GatewayServiceViewSet(
         ]
         return body
 
-    @extend_schema(responses={202: None})
+    @extend_schema(
+        responses={202: None},
+        description="Removes the service from every cluster, then the object. Where its approved revision runs on a "
+        "cluster that requires approval, the removal is a pending revision (no target clusters): the block leaves "
+        "the other clusters at once and stays on the gated ones until `approve/` approves the removal.",
+    )
     def destroy(self, request, *args, **kwargs):
         actions.gateway_service_delete(service=self.get_object())
         return Response(status=status.HTTP_202_ACCEPTED)
@@ -185,7 +190,13 @@ class GatewayServiceViewSet(
         """For approvers: the live diff the pending revision would make on each gated cluster."""
         return Response({"results": selectors.approval_diff(self.get_object())})
 
-    @extend_schema(request=DecisionSerializer, responses=GatewayServiceSerializer)
+    @extend_schema(
+        request=DecisionSerializer,
+        responses=GatewayServiceSerializer,
+        description="Approves the current revision, including a pending removal (after which the service goes). "
+        "Refused (400) when, on a gated cluster, it would clash with what runs or is approved to run there "
+        "(pending revisions hold no claim, so two of them may clash: the second approval is refused).",
+    )
     @action(detail=True, methods=["post"], permission_classes=[IsPlatform])
     def approve(self, request, pk=None):
         return self._decide(request, actions.revision_approve)
