@@ -164,34 +164,40 @@ def _check_quotas(*, team: Team, spec: dict[str, Any], target_clusters: list[Clu
     if exclude_service_id is None:
         owned = team.services.filter(deleting_at__isnull=True).count()
         errors = quotas.service_count_errors(team=team.slug, owned=owned, max_services=team.max_services)
-    cost = block_bytes(spec)
     before = (
         GatewayService.objects.filter(pk=exclude_service_id).values_list("current_revision__spec", flat=True).first()
         if exclude_service_id is not None
         else None
     )
+    _merge(errors, _gateway_limit_errors(team, spec, before, target_clusters, exclude_service_id))
+    if errors:
+        raise DomainError(errors)
+
+
+def _gateway_limit_errors(
+    team: Team, spec: dict[str, Any], before: dict[str, Any] | None, clusters: list[Cluster], exclude_service_id: Any
+) -> dict[str, Any]:
+    """Would `spec` (replacing `before`, if any) take the team or a Gateway of `clusters` past its limits? Read
+    under each Gateway's budget lock, taken in cluster order; the caller holds the team's row lock."""
+    cost = block_bytes(spec)
     growing = before is None or (
         len(spec["hosts"]) > len(before["hosts"])
         or cost > block_bytes(before)
-        or {c.name for c in target_clusters} - {c.name for c in landing(before, target_clusters)}
+        or {c.name for c in clusters} - {c.name for c in landing(before, clusters)}
     )
-    if growing and target_clusters:
-        for cluster in sorted(target_clusters, key=lambda c: c.pk):
-            advisory_xact_lock(f"gateway-budget:{cluster.pk}:{spec['traffic_type']}")
-        usages = _gateway_usages(team, spec["traffic_type"], target_clusters, exclude_service_id)
-        limits = quotas.Limits(
-            max_hosts_per_gateway=team.max_hosts_per_gateway,
-            gateway_budget_share=team.gateway_budget_share,
-            gateway_byte_budget=settings.GATEWAY_BYTE_BUDGET,
-        )
-        _merge(
-            errors,
-            quotas.gateway_errors(
-                team=team.slug, hosts=len(spec["hosts"]), block_bytes=cost, usages=usages, limits=limits
-            ),
-        )
-    if errors:
-        raise DomainError(errors)
+    if not growing or not clusters:
+        return {}
+    for cluster in sorted(clusters, key=lambda c: c.pk):
+        advisory_xact_lock(f"gateway-budget:{cluster.pk}:{spec['traffic_type']}")
+    usages = _gateway_usages(team, spec["traffic_type"], clusters, exclude_service_id)
+    limits = quotas.Limits(
+        max_hosts_per_gateway=team.max_hosts_per_gateway,
+        gateway_budget_share=team.gateway_budget_share,
+        gateway_byte_budget=settings.GATEWAY_BYTE_BUDGET,
+    )
+    return quotas.gateway_errors(
+        team=team.slug, hosts=len(spec["hosts"]), block_bytes=cost, usages=usages, limits=limits
+    )
 
 
 def _gateway_usages(
@@ -693,9 +699,13 @@ def _check_approval_clashes(service: GatewayService, revision: GatewayServiceRev
     clashes = _conflicts(
         team=service.team, spec=revision.spec, clusters=clusters, target_clusters=gated, exclude_service_id=service.pk
     )
-    if clashes:
+    # Approved, it counts in the Gateway's byte budget (pending, it counted only in its team's share).
+    team = Team.objects.select_for_update().get(pk=service.team_id)
+    approved = service.approved_revision.spec if service.approved_revision else None
+    over = _gateway_limit_errors(team, revision.spec, approved, gated, service.pk).get("hosts", [])
+    if clashes or over:
         raise DomainError(
-            {"non_field_errors": [f"Revision {revision.number} cannot be approved: {clash}" for clash in clashes]}
+            {"non_field_errors": [f"Revision {revision.number} cannot be approved: {m}" for m in clashes + over]}
         )
 
 

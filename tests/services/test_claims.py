@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from services.choices import State
-from services.models import GatewayService, GatewayServiceStatus
+from services.models import GatewayService, GatewayServiceStatus, Team
+from services.rendering import block_bytes
 from tests.factories import api_client, http_service, make_cluster, make_team, make_user
 
 URL = "/api/v1/gateway-services/"
@@ -65,3 +66,23 @@ def test_rejecting_a_pending_removal_keeps_the_service(teams):
 
     service = GatewayService.objects.get(pk=app["id"])
     assert service.deleting_at is None and service.approved_revision.number == 1
+
+
+def test_an_approval_that_would_take_the_gateway_past_its_byte_budget_is_refused(teams, settings):
+    alice, bob, root = teams
+    Team.objects.update(gateway_budget_share=1.0)
+    one = block_bytes({**plain("app", "demo"), "protocol": "HTTP", "mode": None, "tls_options": {}})
+    settings.GATEWAY_BYTE_BUDGET = one * 3 // 2  # one block fits, two do not
+    first = alice.post(
+        URL, http_service(name="app", namespace="demo", hosts=["a.example.com"], clusters=["prod"]), format="json"
+    )
+    second = bob.post(
+        URL, http_service(name="app", namespace="search", hosts=["b.example.com"], clusters=["prod"]), format="json"
+    )
+    assert (first.status_code, second.status_code) == (201, 201)  # pending revisions are not in the Gateway's total
+
+    assert root.post(f"{URL}{first.json()['id']}/approve/", {}, format="json").status_code == 200
+    refused = root.post(f"{URL}{second.json()['id']}/approve/", {}, format="json")
+
+    assert refused.status_code == 400 and "bytes" in str(refused.json()), refused.content
+    assert bob.get(f"{URL}{second.json()['id']}/").json()["approval"] == "pending"
