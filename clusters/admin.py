@@ -29,7 +29,8 @@ from gatewayportal.admin import (
     admin_actor,
     badge,
     error_items,
-    lines,
+    labels_text,
+    parse_labels,
 )
 from gatewayportal.exceptions import DomainError
 from gatewayportal.roles import is_platform
@@ -62,18 +63,12 @@ class ClusterForm(ActionForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.initial["labels"] = "\n".join(f"{k}={v}" for k, v in (self.instance.labels or {}).items())
+        self.initial["labels"] = labels_text(self.instance.labels)
         for name in SECRET_FIELDS:
             self.initial[name] = ""
 
     def clean_labels(self) -> dict[str, str]:
-        labels: dict[str, str] = {}
-        for line in lines(self.cleaned_data["labels"]):
-            key, sep, value = line.partition("=")
-            if not sep or not key.strip():
-                raise forms.ValidationError(f"'{line}' is not a label; write key=value, one a line.")
-            labels[key.strip()] = value.strip()
-        return labels
+        return parse_labels(self.cleaned_data["labels"])
 
     def perform(self, cleaned: dict[str, Any]) -> None:
         stored = Cluster.objects.get(pk=self.instance.pk) if self.instance.pk else None

@@ -16,9 +16,9 @@ from clusters import kube
 from clusters.models import Cluster, GatewayState
 from clusters.reconcile import DesiredService, Facts, Outcome, reads_needed, wants_material
 from services.choices import Approval, State
-from services.models import GatewayService, GatewayServiceRevision
+from services.models import GatewayService, GatewayServiceRevision, GatewayServiceStatus
 from services.rendering import GatewaySettings, digest, render_server, secret_name, secret_target_namespace
-from services.targeting import targets
+from services.targeting import allowed, targets
 from services.validation.istio import validate_server
 
 
@@ -86,7 +86,7 @@ def collect_desired(cluster: Cluster, traffic_type: str) -> Desired:
     desired = Desired()
     gated = cluster.requires_approval
     kinds = ("current_revision", "approved_revision") if gated else ("current_revision",)
-    columns = ["id", "team__slug"]
+    columns = ["id", "team__slug", "team__allowed_clusters", "team__allowed_cluster_selector"]
     annotations = {}
     for kind in kinds:
         columns += [f"{kind}__{name}" for name in _REVISION_FIELDS]
@@ -98,19 +98,32 @@ def collect_desired(cluster: Cluster, traffic_type: str) -> Desired:
         .values_list(*columns, *annotations)
     )
     width = len(_REVISION_FIELDS)
+    landed: set[str] | None = None  # services with a status here; read only when a team's limits exclude one
+
+    def lands(spec: dict[str, Any], sid: str, names: Any, selector: Any) -> bool:
+        nonlocal landed
+        if not _targets(spec, cluster):
+            return False
+        if allowed(cluster.name, cluster.labels, names=names, selector=selector):
+            return True
+        if landed is None:
+            statuses = GatewayServiceStatus.objects.filter(cluster=cluster).values_list("service_id", flat=True)
+            landed = {str(service_id) for service_id in statuses}
+        return sid in landed
+
     for row in rows:
         sid, team = str(row[0]), row[1]
+        names, selector = row[2], row[3]
         revisions = []
         for index in range(len(kinds)):
-            values = row[2 + index * width : 2 + (index + 1) * width]
-            block = row[2 + len(kinds) * width + index]
+            values = row[4 + index * width : 4 + (index + 1) * width]
+            block = row[4 + len(kinds) * width + index]
             revisions.append(_Revision(*values, block or "") if values[0] is not None else None)
         current = revisions[0]
         runs = revisions[1] if gated else current
-        waiting = (
-            gated and current is not None and current.approval == Approval.PENDING and _targets(current.spec, cluster)
-        )
-        if runs is not None and _targets(runs.spec, cluster):
+        pending = gated and current is not None and current.approval == Approval.PENDING
+        waiting = pending and lands(current.spec, sid, names, selector)
+        if runs is not None and lands(runs.spec, sid, names, selector):
             desired.items.append(
                 DesiredService(
                     sid,
@@ -124,17 +137,18 @@ def collect_desired(cluster: Cluster, traffic_type: str) -> Desired:
                     revision_pk=runs.id,
                 )
             )
-            if waiting:
+            if pending:
+                what = "" if waiting else " (its removal from this cluster)"
                 desired.awaiting[sid] = Outcome(
                     State.AWAITING_APPROVAL,
-                    f"revision {runs.number} runs here; revision {current.number} awaits approval",
+                    f"revision {runs.number} runs here; revision {current.number}{what} awaits approval",
                     runs.number,
                 )
         elif waiting:
             desired.preset[sid] = Outcome(
                 State.AWAITING_APPROVAL, f"revision {current.number} awaits approval before it runs on this cluster"
             )
-        elif gated and current and current.approval == Approval.REJECTED and _targets(current.spec, cluster):
+        elif gated and current and current.approval == Approval.REJECTED and lands(current.spec, sid, names, selector):
             desired.preset[sid] = Outcome(
                 State.REJECTED, f"revision {current.number} was rejected and no approved revision runs on this cluster"
             )

@@ -44,6 +44,22 @@ def lines(value: str) -> list[str]:
     return [line.strip() for line in (value or "").splitlines() if line.strip()]
 
 
+def labels_text(labels: dict[str, str] | None) -> str:
+    """Labels for a textarea: key=value, one a line."""
+    return "\n".join(f"{k}={v}" for k, v in (labels or {}).items())
+
+
+def parse_labels(value: str) -> dict[str, str]:
+    """A textarea of key=value lines -> labels; a line without '=' is a form error."""
+    labels: dict[str, str] = {}
+    for line in lines(value):
+        key, sep, text = line.partition("=")
+        if not sep or not key.strip():
+            raise forms.ValidationError(f"'{line}' is not a label; write key=value, one a line.")
+        labels[key.strip()] = text.strip()
+    return labels
+
+
 def badge(text: str, color: str, title: str = ""):
     return format_html(
         '<span class="gp-badge" title="{}" style="display:inline-block;padding:1px 7px;margin:1px 2px;'

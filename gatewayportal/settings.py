@@ -223,6 +223,9 @@ HEALTH_CHECK_INTERVAL_SECONDS = env.int("HEALTH_CHECK_INTERVAL_SECONDS", default
 ALLOW_INSECURE_CLUSTERS = env.bool("ALLOW_INSECURE_CLUSTERS", default=False)
 KUBE_REQUEST_TIMEOUT_SECONDS = env.float("KUBE_REQUEST_TIMEOUT_SECONDS", default=10.0)
 CERT_EXPIRY_WARNING_DAYS = env.int("CERT_EXPIRY_WARNING_DAYS", default=30)
+# The bytes of server blocks the portal lets into one Gateway, checked at request time (teams get a share of it).
+# Below the 1 MiB Kubernetes object limit the planner enforces, to leave room for the platform's own servers.
+GATEWAY_BYTE_BUDGET = env.int("GATEWAY_BYTE_BUDGET", default=960 * 1024)
 # Audit retention: unset keeps every event forever; dropped events are archived here first.
 AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=None)
 AUDIT_ARCHIVE_DIR = Path(env("AUDIT_ARCHIVE_DIR", default=str(BASE_DIR / "var" / "audit-archive")))

@@ -17,11 +17,12 @@ from audit.actions import audit_record, diff
 from clusters.models import Cluster
 from gatewayportal.exceptions import DomainError, PreconditionFailed
 from gatewayportal.locks import advisory_xact_lock
-from services import certificates, conflicts, rendering, specs, validation
+from services import certificates, conflicts, quotas, rendering, specs, validation
 from services.choices import Approval, State
+from services.listeners import normal_host
 from services.models import GatewayService, GatewayServiceRevision, GatewayServiceStatus, Team
-from services.rendering import GatewaySettings, render_server
-from services.targeting import landing
+from services.rendering import GatewaySettings, block_bytes, render_server
+from services.targeting import allowed_for, landing
 
 SPEC_FIELDS = (
     "name",
@@ -122,17 +123,9 @@ def check_spec(
             warnings.extend(check.warnings)
 
     clusters = list(Cluster.objects.all())
-    known = {c.name for c in clusters}
-    unknown = [name for name in spec.get("clusters") or [] if name not in known]
-    if unknown:
-        _merge(
-            errors,
-            {
-                "clusters": [
-                    f"Unknown cluster(s): {', '.join(unknown)}. Known clusters: {', '.join(sorted(known)) or 'none'}."
-                ]
-            },
-        )
+    usable = allowed_for(clusters, names=team.allowed_clusters, selector=team.allowed_cluster_selector)
+    _merge(errors, _cluster_errors(team, spec, clusters, usable))
+    _merge(errors, _secret_reference_errors(team, spec, is_platform=is_platform))
     if not spec.get("clusters") and not spec.get("cluster_selector"):
         _merge(
             errors, {"non_field_errors": ["Give target clusters: `clusters` (names) or `cluster_selector` (labels)."]}
@@ -148,7 +141,8 @@ def check_spec(
             {"non_field_errors": [f"Istio would refuse the server block: {i.path}: {i.message}" for i in problems]}
         )
 
-    target_clusters = landing(spec, clusters)
+    target_clusters = landing(spec, usable)
+    _check_quotas(team=team, spec=spec, target_clusters=target_clusters, exclude_service_id=exclude_service_id)
     clashes = _conflicts(
         team=team, spec=spec, clusters=clusters, target_clusters=target_clusters, exclude_service_id=exclude_service_id
     )
@@ -158,6 +152,118 @@ def check_spec(
     return Checked(
         spec=spec, material=material, certificate=certificate, warnings=warnings, target_clusters=target_clusters
     )
+
+
+def _check_quotas(*, team: Team, spec: dict[str, Any], target_clusters: list[Cluster], exclude_service_id: Any) -> None:
+    """The team's quotas and each target Gateway's byte budget, read under the team's row lock and each Gateway's
+    budget lock (taken in cluster order), so that concurrent requests cannot both squeeze through.
+
+    A change that adds no hosts, no bytes and no cluster is always allowed, even over a quota lowered since.
+    """
+    team = Team.objects.select_for_update().get(pk=team.pk)
+    errors: dict[str, Any] = {}
+    if exclude_service_id is None:
+        owned = team.services.filter(deleting_at__isnull=True).count()
+        errors = quotas.service_count_errors(team=team.slug, owned=owned, max_services=team.max_services)
+    before = (
+        GatewayService.objects.filter(pk=exclude_service_id).values_list("current_revision__spec", flat=True).first()
+        if exclude_service_id is not None
+        else None
+    )
+    _merge(errors, _gateway_limit_errors(team, spec, before, target_clusters, exclude_service_id))
+    if errors:
+        raise DomainError(errors)
+
+
+def _gateway_limit_errors(
+    team: Team, spec: dict[str, Any], before: dict[str, Any] | None, clusters: list[Cluster], exclude_service_id: Any
+) -> dict[str, Any]:
+    """Would `spec` (replacing `before`, if any) take the team or a Gateway of `clusters` past its limits? Read
+    under each Gateway's budget lock, taken in cluster order; the caller holds the team's row lock."""
+    cost = block_bytes(spec)
+    growing = before is None or (
+        len(spec["hosts"]) > len(before["hosts"])
+        or cost > block_bytes(before)
+        or {c.name for c in clusters} - {c.name for c in landing(before, clusters)}
+    )
+    if not growing or not clusters:
+        return {}
+    for cluster in sorted(clusters, key=lambda c: c.pk):
+        advisory_xact_lock(f"gateway-budget:{cluster.pk}:{spec['traffic_type']}")
+    usages = _gateway_usages(team, spec["traffic_type"], clusters, exclude_service_id)
+    limits = quotas.Limits(
+        max_hosts_per_gateway=team.max_hosts_per_gateway,
+        gateway_budget_share=team.gateway_budget_share,
+        gateway_byte_budget=settings.GATEWAY_BYTE_BUDGET,
+    )
+    return quotas.gateway_errors(
+        team=team.slug, hosts=len(spec["hosts"]), block_bytes=cost, usages=usages, limits=limits
+    )
+
+
+def _gateway_usages(
+    team: Team, traffic_type: str, target_clusters: list[Cluster], exclude_service_id: Any
+) -> list[quotas.GatewayUsage]:
+    """What stands on each target Gateway. The Gateway's total counts what runs or is approved to run there; the
+    team's own use also counts its revisions awaiting approval (the larger of the two)."""
+    rows = (
+        GatewayService.objects.filter(traffic_type=traffic_type, deleting_at__isnull=True)
+        .exclude(pk=exclude_service_id)
+        .values_list("team_id", "current_revision__spec", "approved_revision__spec")
+    )
+    usage = {c.pk: [0, 0, 0] for c in target_clusters}  # team hosts, team bytes, total bytes
+    for team_id, current, approved in rows:
+        costs = {id(s): block_bytes(s) for s in (current, approved) if s is not None}
+        for cluster in target_clusters:
+            runs = approved if cluster.requires_approval else current
+            if runs is not None and landing(runs, [cluster]):
+                usage[cluster.pk][2] += costs[id(runs)]
+            if team_id != team.pk:
+                continue
+            mine = [s for s in {id(s): s for s in (current, runs) if s is not None}.values() if landing(s, [cluster])]
+            if mine:
+                usage[cluster.pk][0] += max(len(s["hosts"]) for s in mine)
+                usage[cluster.pk][1] += max(costs[id(s)] for s in mine)
+    return [quotas.GatewayUsage(cluster.name, traffic_type, *usage[cluster.pk]) for cluster in target_clusters]
+
+
+def _cluster_errors(team: Team, spec: dict[str, Any], clusters: list[Cluster], usable: list[Cluster]) -> dict:
+    """Named clusters must exist and be allowed for the team (a selector lands only on allowed ones)."""
+    known = {c.name for c in clusters}
+    allowed = [c.name for c in usable]
+    named = spec.get("clusters") or []
+    unknown = [name for name in named if name not in known]
+    if unknown:
+        return {
+            "clusters": [
+                f"Unknown cluster(s): {', '.join(unknown)}. Clusters this team may use: {', '.join(allowed) or 'none'}."
+            ]
+        }
+    refused = [name for name in named if name not in allowed]
+    if refused:
+        return {
+            "clusters": [
+                f"Team {team.slug} may not use cluster(s): {', '.join(refused)}. Clusters it may use: "
+                f"{', '.join(allowed) or 'none'}; the platform team sets them (allowed_clusters, "
+                "allowed_cluster_selector)."
+            ]
+        }
+    return {}
+
+
+def _secret_reference_errors(team: Team, spec: dict[str, Any], *, is_platform: bool) -> dict:
+    """A tls_secret_ref names a Secret granted to the team, never one the portal writes for any service."""
+    ref = (spec.get("tls_options") or {}).get("tls_secret_ref")
+    name = ref.get("secret_name") if isinstance(ref, dict) else None
+    if not isinstance(name, str):
+        return {}
+    managed = (
+        GatewayService.objects.annotate(secret=Concat("name", Value("-"), "namespace", Value("-secret")))
+        .filter(secret=name)
+        .exists()
+    )
+    granted = [name] if is_platform else list(team.granted_secrets or [])
+    return validation.secret_reference_errors(name, granted=granted, managed=managed)
 
 
 def _conflicts(
@@ -182,10 +288,18 @@ def _conflicts(
         hosts=tuple(spec["hosts"]),
         tls=bool(spec.get("mode")),
     )
-    others = []
+    return list(dict.fromkeys(conflicts.find_conflicts(candidate, claims_on_port(spec, clusters, exclude_service_id))))
+
+
+def claims_on_port(spec: dict[str, Any], clusters: list[Cluster], exclude_service_id: Any) -> list[conflicts.Claim]:
+    """What holds a claim that may clash with `spec`: on each cluster, only the revision that runs or is approved
+    to run there — the current one on an ungated cluster, the approved one on a gated cluster — and not where the
+    planner refused it. Pending and rejected revisions hold nothing, so they block no other team."""
+    gated = [c for c in clusters if c.requires_approval]
+    ungated = [c for c in clusters if not c.requires_approval]
     # Plain rows, not model instances: this reads every service on the port (thousands on a busy gateway), and
     # building the services and both revisions (encrypted TLS material included) was most of a create's time.
-    rows = (
+    rows = list(
         GatewayService.objects.filter(traffic_type=spec["traffic_type"], deleting_at__isnull=True)
         .filter(conflict_candidates(spec))
         .exclude(pk=exclude_service_id)
@@ -195,34 +309,39 @@ def _conflicts(
             "name",
             "namespace",
             "traffic_type",
-            "current_revision_id",
+            "current_revision__number",
             "current_revision__spec",
-            "approved_revision_id",
+            "approved_revision__number",
             "approved_revision__spec",
         )
     )
-    for pk, team_slug, name, namespace, traffic_type, current_id, current_spec, approved_id, approved_spec in rows:
-        revisions = {current_id: current_spec, approved_id: approved_spec}
-        revisions.pop(None, None)
-        for other_spec in revisions.values():
-            if other_spec["port"] != spec["port"]:
+    refused = set(
+        GatewayServiceStatus.objects.filter(service_id__in=[row[0] for row in rows], state=State.REJECTED)
+        .exclude(revision=None)
+        .values_list("service_id", "cluster__name", "revision")
+    )
+    claims = []
+    for pk, team_slug, name, namespace, traffic_type, current, current_spec, approved, approved_spec in rows:
+        for number, other_spec, where in ((current, current_spec, ungated), (approved, approved_spec, gated)):
+            if other_spec is None or other_spec["port"] != spec["port"]:
                 continue
-            landed = frozenset(c.name for c in landing(other_spec, clusters))
-            others.append(
-                conflicts.Claim(
-                    service_id=str(pk),
-                    team=team_slug,
-                    name=name,
-                    namespace=namespace,
-                    traffic_type=traffic_type,
-                    clusters=landed,
-                    port=other_spec["port"],
-                    protocol=other_spec["protocol"],
-                    hosts=tuple(other_spec["hosts"]),
-                    tls=bool(other_spec.get("mode")),
+            held = frozenset(c.name for c in landing(other_spec, where) if (pk, c.name, number) not in refused)
+            if held:
+                claims.append(
+                    conflicts.Claim(
+                        service_id=str(pk),
+                        team=team_slug,
+                        name=name,
+                        namespace=namespace,
+                        traffic_type=traffic_type,
+                        clusters=held,
+                        port=other_spec["port"],
+                        protocol=other_spec["protocol"],
+                        hosts=tuple(other_spec["hosts"]),
+                        tls=bool(other_spec.get("mode")),
+                    )
                 )
-            )
-    return list(dict.fromkeys(conflicts.find_conflicts(candidate, others)))
+    return claims
 
 
 EVERY_SERVICE = Q(pk__isnull=False)  # an empty Q() would vanish from an OR instead of matching everything
@@ -242,7 +361,7 @@ def conflict_candidates(spec: dict[str, Any]) -> Q:
         incompatible = EVERY_SERVICE
     overlap = Q(hosts_index__contains="|*|")
     for host in spec["hosts"]:
-        name = host.lower().rstrip(".")
+        name = normal_host(host)
         if name == "*":
             overlap = EVERY_SERVICE
             break
@@ -280,8 +399,27 @@ def _name_clashes(spec: dict[str, Any], target_clusters: list[Cluster], exclude_
     return messages
 
 
-def _approval_for(target_clusters: list[Cluster]) -> str:
-    return Approval.PENDING if any(c.requires_approval for c in target_clusters) else Approval.NOT_REQUIRED
+def _approval_for(service: GatewayService, target_clusters: list[Cluster]) -> str:
+    """Pending when the revision lands on a gated cluster, or leaves one where the approved revision lands: leaving
+    a gated cluster is a change like any other there."""
+    if any(c.requires_approval for c in target_clusters):
+        return Approval.PENDING
+    return Approval.PENDING if _gated_running(service, exclude=target_clusters) else Approval.NOT_REQUIRED
+
+
+def _gated_running(service: GatewayService, exclude: list[Cluster] = ()) -> list[Cluster]:
+    """The gated clusters (other than `exclude`) where the service's approved revision runs or waits to run."""
+    approved = service.approved_revision
+    if approved is None:
+        return []
+    gated = Cluster.objects.filter(requires_approval=True).exclude(pk__in=[c.pk for c in exclude])
+    return landing(approved.spec, gated)
+
+
+def is_removal(spec: dict[str, Any]) -> bool:
+    """A removal revision targets no cluster: the DELETE of a service that runs on a gated cluster records one,
+    and the block stays there until it is approved (every write through check_spec names a target)."""
+    return not spec.get("clusters") and not spec.get("cluster_selector")
 
 
 def _service_lock(spec: dict[str, Any]) -> None:
@@ -444,9 +582,11 @@ def _ticket_in_use(service: GatewayService, ticket: str) -> GatewayServiceRevisi
     return service.revisions.filter(ticket=ticket, approval=Approval.PENDING).order_by("-number").first()
 
 
-def _add_revision(*, service: GatewayService, checked: Checked, user) -> GatewayServiceRevision:
+def _add_revision(
+    *, service: GatewayService, checked: Checked, user, author: str | None = None
+) -> GatewayServiceRevision:
     number = (service.revisions.aggregate(n=Max("number"))["n"] or 0) + 1
-    approval = _approval_for(checked.target_clusters)
+    approval = _approval_for(service, checked.target_clusters)
     revision = GatewayServiceRevision(
         service=service,
         number=number,
@@ -454,7 +594,7 @@ def _add_revision(*, service: GatewayService, checked: Checked, user) -> Gateway
         tls_material=checked.material,
         certificate=checked.certificate,
         approval=approval,
-        author=_actor_name(user),
+        author=author or _actor_name(user),
         ticket=checked.spec.get("ticket") or "",
     )
     render_revision(revision)
@@ -504,8 +644,13 @@ def _refresh_statuses(*, service: GatewayService, target_clusters: list[Cluster]
             defaults={"traffic_type": service.traffic_type, "state": state, "message": message},
         )
     left = list(service.statuses.exclude(cluster_id__in=targeted).select_related("cluster"))
+    kept = {c.pk for c in _gated_running(service)} if current.approval == Approval.PENDING else set()
     for status in left:
-        status.state, status.message = State.REMOVING, "No longer targeted; removing."
+        if status.cluster_id in kept:
+            status.state = State.AWAITING_APPROVAL
+            status.message = f"Removal from this cluster awaits approval; revision {approved.number} keeps running."
+        else:
+            status.state, status.message = State.REMOVING, "No longer targeted; removing."
         status.save(update_fields=["state", "message", "updated_at"])
     cluster_ids = set(targeted) | {s.cluster_id for s in left}
     if cluster_ids:
@@ -513,13 +658,46 @@ def _refresh_statuses(*, service: GatewayService, target_clusters: list[Cluster]
 
 
 def gateway_service_delete(*, service: GatewayService, expected_revisions: Collection[int] | None = None) -> None:
-    from clusters.enqueue import request_reconcile
-
     with transaction.atomic():
         service = GatewayService.objects.select_for_update().select_related("team").get(pk=service.pk)
         check_expected_revision(service.current_revision, expected_revisions)
         if service.deleting_at:
             return
+        current = service.current_revision
+        if current is not None and is_removal(current.spec) and current.approval == Approval.PENDING:
+            return  # its removal already awaits approval
+        if current is not None and _gated_running(service):
+            _request_removal(service)
+            return
+        _start_removal(service)
+
+
+def _request_removal(service: GatewayService) -> None:
+    """Deleting a service that runs on a gated cluster: a removal revision (no targets) awaits approval there; the
+    ungated clusters drop the block at once, the gated ones keep the approved revision until it is approved."""
+    current = service.current_revision
+    spec = {**copy.deepcopy(current.spec), "clusters": [], "cluster_selector": None, "ticket": ""}
+    checked = Checked(spec=spec, material=None, certificate=None)
+    from gatewayportal.context import current_actor
+
+    revision = _add_revision(service=service, checked=checked, user=None, author=current_actor().name)
+    audit_record(
+        action="gateway_service.deleted",
+        object_type="gateway_service",
+        object_id=str(service.pk),
+        object_repr=str(service),
+        team=service.team.slug,
+        changes=diff(current.spec, spec),
+        data={"revision": revision.number, "approval": revision.approval},
+    )
+    _refresh_statuses(service=service, target_clusters=[])
+
+
+def _start_removal(service: GatewayService, *, audit: bool = True) -> None:
+    """The block and any secret the portal created leave every cluster; the service goes when they are gone."""
+    from clusters.enqueue import request_reconcile
+
+    if audit:
         audit_record(
             action="gateway_service.deleted",
             object_type="gateway_service",
@@ -531,14 +709,14 @@ def gateway_service_delete(*, service: GatewayService, expected_revisions: Colle
                 k: [v, None] for k, v in (service.current_revision.spec if service.current_revision else {}).items()
             },
         )
-        cluster_ids = list(service.statuses.values_list("cluster_id", flat=True))
-        if not cluster_ids:
-            service.delete()
-            return
-        service.deleting_at = timezone.now()
-        service.save(update_fields=["deleting_at", "updated_at"])
-        service.statuses.update(state=State.REMOVING, message="Removal in progress.", updated_at=timezone.now())
-        request_reconcile(cluster_ids=cluster_ids, traffic_type=service.traffic_type)
+    cluster_ids = list(service.statuses.values_list("cluster_id", flat=True))
+    if not cluster_ids:
+        service.delete()
+        return
+    service.deleting_at = timezone.now()
+    service.save(update_fields=["deleting_at", "updated_at"])
+    service.statuses.update(state=State.REMOVING, message="Removal in progress.", updated_at=timezone.now())
+    request_reconcile(cluster_ids=cluster_ids, traffic_type=service.traffic_type)
 
 
 def revision_approve(*, revision: GatewayServiceRevision, comment: str = "") -> GatewayServiceRevision:
@@ -553,6 +731,8 @@ def _decide(*, revision: GatewayServiceRevision, approval: str, comment: str) ->
     from gatewayportal.context import current_actor
 
     with transaction.atomic():
+        if approval == Approval.APPROVED:
+            _service_lock(revision.spec)  # before the row lock, in the order writers take them
         service = GatewayService.objects.select_for_update().select_related("team").get(pk=revision.service_id)
         revision = GatewayServiceRevision.objects.get(pk=revision.pk)
         if revision.approval != Approval.PENDING:
@@ -563,6 +743,8 @@ def _decide(*, revision: GatewayServiceRevision, approval: str, comment: str) ->
                     ]
                 }
             )
+        if approval == Approval.APPROVED:
+            _check_approval_clashes(service, revision)
         revision.approval = approval
         revision.decided_by = current_actor().name
         revision.decided_at = timezone.now()
@@ -583,9 +765,30 @@ def _decide(*, revision: GatewayServiceRevision, approval: str, comment: str) ->
             changes={"approval": [Approval.PENDING, approval]},
             data={"revision": revision.number, "comment": comment},
         )
-        target_clusters = landing(service.current_revision.spec, Cluster.objects.all())
-        _refresh_statuses(service=service, target_clusters=target_clusters)
+        if approval == Approval.APPROVED and is_removal(revision.spec) and service.current_revision_id == revision.pk:
+            _start_removal(service, audit=False)
+        else:
+            target_clusters = landing(service.current_revision.spec, Cluster.objects.all())
+            _refresh_statuses(service=service, target_clusters=target_clusters)
     return revision
+
+
+def _check_approval_clashes(service: GatewayService, revision: GatewayServiceRevision) -> None:
+    """Pending revisions hold no claim, so two may clash: the one approved second is refused on the gated
+    clusters where the first now holds the port or host (the ungated ones already run it)."""
+    clusters = list(Cluster.objects.all())
+    gated = [c for c in landing(revision.spec, clusters) if c.requires_approval]
+    clashes = _conflicts(
+        team=service.team, spec=revision.spec, clusters=clusters, target_clusters=gated, exclude_service_id=service.pk
+    )
+    # Approved, it counts in the Gateway's byte budget (pending, it counted only in its team's share).
+    team = Team.objects.select_for_update().get(pk=service.team_id)
+    approved = service.approved_revision.spec if service.approved_revision else None
+    over = _gateway_limit_errors(team, revision.spec, approved, gated, service.pk).get("hosts", [])
+    if clashes or over:
+        raise DomainError(
+            {"non_field_errors": [f"Revision {revision.number} cannot be approved: {m}" for m in clashes + over]}
+        )
 
 
 def team_save(*, data: dict[str, Any], team: Team | None = None) -> Team:
@@ -642,6 +845,12 @@ def _team_state(team: Team) -> dict[str, Any]:
         "namespaces": team.namespaces,
         "allowed_domains": team.allowed_domains,
         "allow_wildcards": team.allow_wildcards,
+        "allowed_clusters": team.allowed_clusters,
+        "allowed_cluster_selector": team.allowed_cluster_selector,
+        "max_services": team.max_services,
+        "max_hosts_per_gateway": team.max_hosts_per_gateway,
+        "gateway_budget_share": team.gateway_budget_share,
+        "granted_secrets": team.granted_secrets,
         "members": sorted(team.members.values_list("username", flat=True)),
         "idp_groups": team.idp_groups,
         "trusted_identities": team.trusted_identities,

@@ -35,7 +35,9 @@ from gatewayportal.admin import (
     admin_actor,
     badge,
     error_items,
+    labels_text,
     lines,
+    parse_labels,
     pretty_json,
 )
 from gatewayportal.exceptions import DomainError
@@ -88,6 +90,21 @@ class TeamForm(forms.ModelForm):
         help_text='Pipelines acting as the team: [{"issuer": "https://…", "audience": "…", '
         '"claims": {"repository": "org/repo", "ref": "refs/heads/main"}}].',
     )
+    allowed_clusters = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2}),
+        required=False,
+        help_text="Cluster names the team may target, one a line; empty = every cluster. Applies to later writes.",
+    )
+    allowed_cluster_selector = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2}),
+        required=False,
+        help_text="Labels (key=value, one a line) a cluster must carry for the team to target it; empty = any.",
+    )
+    granted_secrets = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2}),
+        required=False,
+        help_text="Secrets in the gateways' secret namespace the team may name in tls_secret_ref, one a line.",
+    )
 
     class Meta:
         model = Team
@@ -98,16 +115,41 @@ class TeamForm(forms.ModelForm):
             "allowed_domains",
             "allow_wildcards",
             "members",
+            "allowed_clusters",
+            "allowed_cluster_selector",
+            "max_services",
+            "max_hosts_per_gateway",
+            "gateway_budget_share",
+            "granted_secrets",
             "idp_groups",
             "trusted_identities",
         ]
 
+    QUOTAS = ("max_services", "max_hosts_per_gateway", "gateway_budget_share")
+    LISTS = (
+        "namespaces",
+        "allowed_domains",
+        "allowed_clusters",
+        "allowed_cluster_selector",
+        "granted_secrets",
+        "idp_groups",
+        "trusted_identities",
+    )
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        for name in self.QUOTAS:
+            self.fields[name].required = False  # left empty: the stored value, or the default for a new team
         if self.instance.pk:
             self.initial["namespaces"] = "\n".join(self.instance.namespaces)
             self.initial["allowed_domains"] = "\n".join(self.instance.allowed_domains)
             self.initial["idp_groups"] = "\n".join(self.instance.idp_groups)
+            self.initial["allowed_clusters"] = "\n".join(self.instance.allowed_clusters or [])
+            self.initial["allowed_cluster_selector"] = labels_text(self.instance.allowed_cluster_selector)
+            self.initial["granted_secrets"] = "\n".join(self.instance.granted_secrets or [])
+
+    def clean_allowed_cluster_selector(self) -> dict[str, str] | None:
+        return parse_labels(self.cleaned_data["allowed_cluster_selector"]) or None
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
@@ -122,17 +164,22 @@ class TeamForm(forms.ModelForm):
             "members": [user.get_username() for user in cleaned.get("members") or []],
             "idp_groups": lines(cleaned.get("idp_groups") or ""),
             "trusted_identities": cleaned.get("trusted_identities") or [],
+            "allowed_clusters": lines(cleaned["allowed_clusters"]) or None,
+            "allowed_cluster_selector": cleaned["allowed_cluster_selector"],
+            "granted_secrets": lines(cleaned["granted_secrets"]),
         }
+        payload.update({name: cleaned[name] for name in self.QUOTAS if cleaned.get(name) is not None})
         serializer = TeamSerializer(self.instance if self.instance.pk else None, data=payload)
         if not serializer.is_valid():
             add_api_errors(self, serializer.errors)
             return cleaned
         self.validated_data = dict(serializer.validated_data)
-        # The JSON model fields must hold lists, not the text typed in, for the model's own checks.
-        cleaned["namespaces"] = self.validated_data["namespaces"]
-        cleaned["allowed_domains"] = self.validated_data["allowed_domains"]
-        cleaned["idp_groups"] = self.validated_data.get("idp_groups", [])
-        cleaned["trusted_identities"] = self.validated_data.get("trusted_identities", [])
+        # The JSON model fields must hold the checked values, not the text typed in, for the model's own checks.
+        for name in self.LISTS:
+            cleaned[name] = self.validated_data.get(name)
+        for name in self.QUOTAS:
+            if cleaned.get(name) is None:
+                cleaned[name] = getattr(self.instance, name)
         return cleaned
 
 
@@ -153,6 +200,7 @@ class TeamAdmin(ActionRelationsMixin, admin.ModelAdmin):
         "domain_list",
         "allow_wildcards",
         "idp_group_list",
+        "max_services",
         "member_count",
         "service_count",
     ]

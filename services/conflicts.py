@@ -28,9 +28,12 @@ class Claim:
     tls: bool
 
 
-def _label(claim: Claim) -> str:
-    # Only team/name: the namespace and id of another team's service are not the caller's business.
-    return f"{claim.team}/{claim.name}"
+def _label(claim: Claim, candidate: Claim) -> str:
+    # Another team is named, nothing more: its services, namespaces, hosts and revisions are not the caller's
+    # business. The caller's own service is named, so that it knows which one to change.
+    if claim.team == candidate.team:
+        return f"your service {claim.team}/{claim.name}"
+    return f"team {claim.team}"
 
 
 def _is_wildcard(host: str) -> bool:
@@ -43,13 +46,13 @@ def _host_conflicts(candidate: Claim, other: Claim, where: str) -> list[str]:
         for theirs in other.hosts:
             if normal_host(host) == normal_host(theirs):
                 messages.append(
-                    f"host '{host}' on port {candidate.port} is already claimed by {_label(other)}{where}; "
+                    f"host '{host}' on port {candidate.port} is already claimed by {_label(other, candidate)}{where}; "
                     "choose another host or port, or ask that team to release it"
                 )
             elif other.team != candidate.team and (_is_wildcard(host) or _is_wildcard(theirs)):
                 if hosts_overlap(host, theirs):
                     messages.append(
-                        f"host '{host}' on port {candidate.port} overlaps '{theirs}' of {_label(other)}{where}; "
+                        f"host '{host}' on port {candidate.port} overlaps a host of {_label(other, candidate)}{where}; "
                         "a wildcard may not cover another team's host: list narrower hosts or use another port"
                     )
     return messages
@@ -60,15 +63,14 @@ def _protocol_conflict(candidate: Claim, other: Claim, where: str) -> str | None
     reason = protocols_clash(other.protocol, candidate.protocol)
     if reason is None:
         return None
-    hosts = ", ".join(other.hosts)
     if reason == "plain_and_tls":
         return (
-            f"port {candidate.port} cannot carry both plain-text and TLS servers: {_label(other)} serves "
-            f"{other.protocol} for {hosts} there{where}; use another port"
+            f"port {candidate.port} cannot carry both plain-text and TLS servers: {_label(other, candidate)} serves "
+            f"{other.protocol} there{where}; use another port"
         )
     return (
-        f"{candidate.protocol} cannot share port {candidate.port} with {other.protocol} of {_label(other)} "
-        f"(hosts {hosts}){where}; only HTTP, HTTP2 and GRPC servers merge on one port: use another port"
+        f"{candidate.protocol} cannot share port {candidate.port} with {other.protocol} of {_label(other, candidate)}"
+        f"{where}; only HTTP, HTTP2 and GRPC servers merge on one port: use another port"
     )
 
 

@@ -7,6 +7,11 @@ from gatewayportal.crypto import EncryptedJSONField
 from services.choices import Approval, State, TrafficType
 from services.references import approval_reference
 
+# Quota defaults: one team may own a quarter of a Gateway, so no single team fills one (docs: Teams).
+DEFAULT_MAX_SERVICES = 1000
+DEFAULT_MAX_HOSTS_PER_GATEWAY = 2000
+DEFAULT_GATEWAY_BUDGET_SHARE = 0.25
+
 
 class Team(models.Model):
     slug = models.SlugField(max_length=63, unique=True)
@@ -14,6 +19,33 @@ class Team(models.Model):
     namespaces = models.JSONField(default=list, help_text="Kubernetes namespaces the team owns.")
     allowed_domains = models.JSONField(default=list, help_text="DNS domains the team may expose.")
     allow_wildcards = models.BooleanField(default=False)
+    # Where the team may land (both apply; null = no limit). Checked at each write: narrowing applies to later ones.
+    allowed_clusters = models.JSONField(
+        null=True, blank=True, default=None, help_text="Cluster names the team may target; null = every cluster."
+    )
+    allowed_cluster_selector = models.JSONField(
+        null=True,
+        blank=True,
+        default=None,
+        help_text="Labels a cluster must carry for the team to target it; null = no label required.",
+    )
+    # Quotas, checked when a request is made (services.quotas).
+    max_services = models.PositiveIntegerField(
+        default=DEFAULT_MAX_SERVICES, help_text="How many gateway services the team may own."
+    )
+    max_hosts_per_gateway = models.PositiveIntegerField(
+        default=DEFAULT_MAX_HOSTS_PER_GATEWAY,
+        help_text="How many hosts the team's services may list on one Gateway (one cluster, one traffic type).",
+    )
+    gateway_budget_share = models.FloatField(
+        default=DEFAULT_GATEWAY_BUDGET_SHARE,
+        help_text="The fraction (0-1) of a Gateway's byte budget the team's server blocks may take.",
+    )
+    granted_secrets = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Secrets (names in the gateway's secret namespace) the team may name in tls_secret_ref.",
+    )
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="teams", blank=True)
     idp_groups = models.JSONField(
         default=list, blank=True, help_text="Identity-provider groups whose members belong to the team."

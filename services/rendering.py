@@ -139,6 +139,13 @@ def render_revision(spec: dict[str, Any], material: dict[str, Any] | None, *, se
     return Rendering(block, digest(block), secret_digest(secret) if secret else "")
 
 
+def block_bytes(spec: dict[str, Any]) -> int:
+    """What a service's block adds to a Gateway: the server as compact JSON (with namespace-scoped hosts, the
+    longer form) and its port name in the managed-servers annotation. Cheap, and the same on every cluster."""
+    server = render_server(spec, GatewaySettings())
+    return len(json.dumps(server, separators=(",", ":"))) + len(server["port"]["name"]) + 1
+
+
 def secret_target_namespace(spec: dict[str, Any], settings: GatewaySettings) -> str:
     """SIMPLE/MUTUAL secrets live beside the gateway workload; PASSTHROUGH ones in the service's namespace."""
     return spec["namespace"] if spec.get("mode") == "PASSTHROUGH" else settings.secret_namespace

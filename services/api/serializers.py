@@ -15,10 +15,21 @@ from gatewayportal.exceptions import DomainError
 from gatewayportal.serializers import StrictFieldsMixin
 from services import specs
 from services.choices import Protocol, TLSMode, TLSProtocolVersion, TrafficType
-from services.models import GatewayService, GatewayServiceRevision, GatewayServiceStatus, Team
+from services.models import (
+    DEFAULT_GATEWAY_BUDGET_SHARE,
+    DEFAULT_MAX_HOSTS_PER_GATEWAY,
+    DEFAULT_MAX_SERVICES,
+    GatewayService,
+    GatewayServiceRevision,
+    GatewayServiceStatus,
+    Team,
+)
 from services.specs import DNS_LABEL, DOMAIN
 
 User = get_user_model()
+# Full-string matches (\Z, not $, which also matches before a trailing newline).
+FULL_DNS_LABEL = r"\A[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z"
+FULL_DNS_SUBDOMAIN = r"\A[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\Z"
 
 
 class UpperChoiceField(serializers.ChoiceField):
@@ -98,6 +109,50 @@ class TeamSerializer(StrictFieldsMixin, serializers.ModelSerializer):
         many=True, required=False, help_text="Pipelines that act as the team with their identity tokens."
     )
 
+    allowed_clusters = serializers.ListField(
+        child=serializers.RegexField(
+            FULL_DNS_LABEL, max_length=63, error_messages={"invalid": "Each cluster name must be a DNS-1123 label."}
+        ),
+        allow_null=True,
+        required=False,
+        help_text="Names of the clusters the team may target; null = every cluster. Applies to later writes.",
+    )
+    allowed_cluster_selector = serializers.DictField(
+        child=serializers.CharField(max_length=63),
+        allow_null=True,
+        required=False,
+        help_text="Labels a cluster must carry for the team to target it (with allowed_clusters, both apply); "
+        "null = no label needed. A cluster_selector lands only on clusters the team may use.",
+    )
+    max_services = serializers.IntegerField(
+        min_value=0,
+        required=False,
+        help_text=f"Quota: gateway services the team may own (default {DEFAULT_MAX_SERVICES}).",
+    )
+    max_hosts_per_gateway = serializers.IntegerField(
+        min_value=0,
+        required=False,
+        help_text="Quota: hosts the team's services may list on one Gateway (one cluster and traffic type; "
+        f"default {DEFAULT_MAX_HOSTS_PER_GATEWAY}).",
+    )
+    gateway_budget_share = serializers.FloatField(
+        min_value=0.0,
+        max_value=1.0,
+        required=False,
+        help_text="Quota: the fraction (0-1) of a Gateway's byte budget (GATEWAY_BYTE_BUDGET, server blocks as "
+        f"compact JSON) the team's blocks may take on one Gateway (default {DEFAULT_GATEWAY_BUDGET_SHARE}).",
+    )
+    granted_secrets = serializers.ListField(
+        child=serializers.RegexField(
+            FULL_DNS_SUBDOMAIN,
+            max_length=253,
+            error_messages={"invalid": "Each Secret name must be a DNS-1123 subdomain."},
+        ),
+        required=False,
+        help_text="Secrets in the gateways' secret namespace that the team may name in tls_secret_ref. A Secret the "
+        "portal manages for a service can never be referenced.",
+    )
+
     class Meta:
         model = Team
         fields = [
@@ -107,6 +162,12 @@ class TeamSerializer(StrictFieldsMixin, serializers.ModelSerializer):
             "allowed_domains",
             "allow_wildcards",
             "members",
+            "allowed_clusters",
+            "allowed_cluster_selector",
+            "max_services",
+            "max_hosts_per_gateway",
+            "gateway_budget_share",
+            "granted_secrets",
             "idp_groups",
             "trusted_identities",
         ]
@@ -208,7 +269,12 @@ class GatewayServiceSerializer(serializers.Serializer):
     ticket = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
 
     revision = serializers.IntegerField(read_only=True)
-    approval = serializers.CharField(read_only=True)
+    approval = serializers.CharField(
+        read_only=True,
+        help_text="not_required | pending | approved | rejected, of the current revision. A change on a gated "
+        "cluster is pending until approved, and so is leaving one (a PATCH that drops it, or a DELETE): the block "
+        "stays there until the removal is approved.",
+    )
     approval_reference = serializers.CharField(
         read_only=True, help_text="What a ticket quotes to approve exactly this revision (see the ticketing webhook)."
     )

@@ -219,7 +219,13 @@ class GatewayServiceViewSet(
         ]
         return body
 
-    @extend_schema(parameters=[IF_MATCH], responses={202: None, 412: PRECONDITION_FAILED})
+    @extend_schema(
+        parameters=[IF_MATCH],
+        responses={202: None, 412: PRECONDITION_FAILED},
+        description="Removes the service from every cluster, then the object. Where its approved revision runs on a "
+        "cluster that requires approval, the removal is a pending revision (no target clusters): the block leaves "
+        "the other clusters at once and stays on the gated ones until `approve/` approves the removal.",
+    )
     def destroy(self, request, *args, **kwargs):
         actions.gateway_service_delete(service=self.get_object(), expected_revisions=self.expected_revisions())
         return Response(status=status.HTTP_202_ACCEPTED)
@@ -256,6 +262,9 @@ class GatewayServiceViewSet(
         request=DecisionSerializer,
         parameters=[IF_MATCH, ETAG],
         responses={200: GatewayServiceSerializer, 412: PRECONDITION_FAILED},
+        description="Approves the current revision, including a pending removal (after which the service goes). "
+        "Refused (400) when, on a gated cluster, it would clash with what runs or is approved to run there "
+        "(pending revisions hold no claim, so two of them may clash: the second approval is refused).",
     )
     @action(detail=True, methods=["post"], permission_classes=[IsPlatform])
     def approve(self, request, pk=None):
@@ -278,7 +287,10 @@ class GatewayServiceViewSet(
         revision = service.current_revision
         actions.check_expected_revision(revision, self.expected_revisions())
         decide(revision=revision, comment=serializer.validated_data["comment"])
-        return self._respond(self.get_queryset().get(pk=service.pk), [], status.HTTP_200_OK)
+        decided = self.get_queryset().filter(pk=service.pk).first()
+        if decided is None:  # an approved removal: the service is already gone from every cluster
+            return Response({"id": str(service.pk), "approval": "approved", "removed": True})
+        return self._respond(decided, [], status.HTTP_200_OK)
 
     @extend_schema(
         request={"application/yaml": OpenApiTypes.STR},

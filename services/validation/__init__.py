@@ -34,7 +34,7 @@ from services.validation.istio import (
     validate_tls,
 )
 from services.validation.spec import TLS_SOURCES, portal_host_problem, validate_spec
-from services.validation.tenancy import host_in_domains, validate_tenancy
+from services.validation.tenancy import host_in_domains, secret_reference_errors, validate_tenancy
 
 __all__ = [
     "HTTP_FAMILY",
@@ -61,6 +61,7 @@ __all__ = [
     "merge_clashes",
     "parse_protocol",
     "portal_host_problem",
+    "secret_reference_errors",
     "tls_version_greater",
     "validate_gateway",
     "validate_server",

@@ -51,3 +51,21 @@ def _tenancy_host_problem(host: str, allowed: list[str], allow_wildcards: bool, 
     if not host_in_domains(host, allowed):
         return f"host '{host}' is outside the team's domains; use a name equal to or under: {domains}"
     return None
+
+
+def secret_reference_errors(secret_name: str, *, granted: list[str], managed: bool) -> dict:
+    """A `tls_secret_ref` stays inside the team: it names a Secret the platform granted to the team, and never
+    one the portal manages for a service (`managed`). One answer for every refusal, whether or not such a Secret
+    exists anywhere, so that the answer tells nothing about other teams' Secrets."""
+    if secret_name in granted and not managed:
+        return {}
+    return {
+        "tls_options": {
+            "tls_secret_ref": {
+                "secret_name": [
+                    f"{secret_name!r} is not a Secret this team may reference; tls_secret_ref accepts only Secrets "
+                    "the platform team granted to the team (ask them), or use tls_secret to give the certificate"
+                ]
+            }
+        }
+    }

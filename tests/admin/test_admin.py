@@ -264,6 +264,31 @@ def test_team_change_goes_through_team_save_and_is_audited(browser, team):
     assert event.changes["namespaces"] == [["payments"], ["payments", "payments-canary"]]
 
 
+def test_team_limits_are_edited_in_the_admin_and_audited(browser, team):
+    form = {
+        "slug": "payments",
+        "name": "Payments",
+        "namespaces": "payments",
+        "allowed_domains": "payments.example.com",
+        "allowed_clusters": "dev\nstaging",
+        "allowed_cluster_selector": "stage=dev",
+        "granted_secrets": "wildcard-cert",
+        "max_services": "5",
+        "gateway_budget_share": "0.1",
+        "services-TOTAL_FORMS": "0",
+        "services-INITIAL_FORMS": "0",
+    }
+    response = browser.post(f"{TEAMS}{team.pk}/change/", form)
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    team.refresh_from_db()
+    assert (team.allowed_clusters, team.allowed_cluster_selector) == (["dev", "staging"], {"stage": "dev"})
+    assert (team.granted_secrets, team.max_services, team.gateway_budget_share) == (["wildcard-cert"], 5, 0.1)
+    assert AuditEvent.objects.get(action="team.updated").changes["max_services"][1] == 5
+
+    refused = browser.post(f"{TEAMS}{team.pk}/change/", {**form, "gateway_budget_share": "1.5"})
+    assert "gateway_budget_share" in refused.context["adminform"].form.errors
+
+
 def test_team_with_a_bad_domain_is_refused(browser):
     response = browser.post(
         f"{TEAMS}add/", {"slug": "search", "name": "Search", "namespaces": "search", "allowed_domains": "*.x.com"}

@@ -257,6 +257,7 @@ def test_import_of_seed_examples(client, team):
     team.allowed_domains = ["example.com"]
     team.allow_wildcards = True
     team.namespaces = ["default"]
+    team.granted_secrets = ["example-secret-ref"]  # a tls_secret_ref names only a Secret granted to the team
     team.save()
     text = (SEEDS / "tls_secretref_example.yaml").read_text()
     response = client.post(f"{URL}import/?clusters=prod-eu-1", text, content_type="application/yaml")

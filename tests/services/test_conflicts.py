@@ -64,7 +64,9 @@ def test_same_host_case_insensitive_any_team():
     for team in ("shop", "payments"):
         messages = find_conflicts(CANDIDATE, [other(team=team, hosts=("Checkout.Example.COM.",))])
         assert len(messages) == 1
-        assert f"{team}/cart" in messages[0]
+        # Another team is named, never its service; the caller's own service is named so it knows which.
+        assert ("team shop" if team == "shop" else "your service payments/cart") in messages[0]
+        assert team == "payments" or "cart" not in messages[0]
         assert "443" in messages[0]
         assert "checkout.example.com" in messages[0]
 
@@ -81,8 +83,9 @@ def test_same_host_case_insensitive_any_team():
 def test_wildcard_across_teams(mine, theirs):
     messages = find_conflicts(replace(CANDIDATE, hosts=mine), [other(hosts=theirs)])
     assert len(messages) == 1
-    assert "shop/cart" in messages[0]
+    assert "team shop" in messages[0] and "cart" not in messages[0]
     assert "wildcard" in messages[0]
+    assert all(host not in messages[0] for host in theirs if host not in mine)
 
 
 def test_wildcard_within_one_team_is_allowed():
@@ -119,7 +122,7 @@ def test_protocol_merge_rules(mine, theirs, clash):
     assert bool(messages) is clash
     if clash:
         assert "8080" in messages[0]
-        assert "shop/cart" in messages[0]
+        assert "team shop" in messages[0] and "cart" not in messages[0] and "b.example.com" not in messages[0]
         assert "another port" in messages[0]
 
 
@@ -130,4 +133,4 @@ def test_one_message_per_reason_and_only_clashing_services():
     ]
     messages = find_conflicts(CANDIDATE, others)
     assert len(messages) == 2
-    assert all("shop/db" in m for m in messages)
+    assert all("team shop" in m and "db" not in m for m in messages)

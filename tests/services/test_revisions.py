@@ -222,7 +222,7 @@ def test_the_migration_gives_existing_revisions_their_reference(client):
     service = create(client)
     revision = GatewayServiceRevision.objects.get()
     GatewayServiceRevision.objects.filter(pk=revision.pk).update(approval_reference="")
-    migration = importlib.import_module("services.migrations.0002_revision_approval_reference")
+    migration = importlib.import_module("services.migrations.0004_revision_approval_reference")
 
     migration.fill_references(apps, None)
 
