@@ -1,6 +1,12 @@
 from django.db import models
 
 from gatewayportal.crypto import EncryptedTextField
+from gatewayportal.redis import key_prefix
+
+
+def gateway_lock_key(cluster_id: int, traffic_type: str) -> str:
+    """The lock a worker holds while it converges a gateway (adoption holds it while it records ownership)."""
+    return f"{key_prefix()}:lock:{cluster_id}:{traffic_type}"
 
 
 class Cluster(models.Model):

@@ -270,7 +270,10 @@ def plan_gateway(
             namespace, name = key.split("/", 1)
             secret_ops.append(SecretOp("delete", namespace, name, value.get("service", "")))
 
-    unchanged = live_servers == servers and managed_names(live) == names
+    # An adopted server is recorded as managed without rewriting the annotation: a Gateway whose servers are
+    # already right is not written just to list it (the annotation catches up with the next write).
+    listed = set(managed_names(live))
+    unchanged = live_servers == servers and listed <= set(names) <= listed | facts.recorded_servers
     return Plan(
         gateway=None if unchanged else merged,
         servers=servers,
