@@ -219,6 +219,9 @@ def gateway_servers_adopt(
                 errors[key] = exc.errors
                 continue
             state.managed_servers = sorted(set(state.managed_servers) | {wanted.port_name})
+            state.adopted_servers = sorted(
+                (set(state.adopted_servers) & set(state.managed_servers)) | {wanted.port_name}
+            )
             rendered = render_server(service.current_revision.spec, gateway_settings(cluster, wanted.traffic_type))
             audit_record(
                 action="gateway_server.adopted",
@@ -251,7 +254,7 @@ def gateway_servers_adopt(
             transaction.set_rollback(True)
             raise DomainError(errors)
         for state in states.values():
-            state.save(update_fields=["managed_servers"])
+            state.save(update_fields=["managed_servers", "adopted_servers"])
         writes = {}
         for traffic_type, state in states.items():
             desired = collect_desired(cluster, traffic_type)

@@ -61,6 +61,8 @@ class GatewayState(models.Model):
     resource_version = models.CharField(max_length=100, blank=True)
     # Port names the portal wrote, so its servers stay recognisable even if someone drops the annotation.
     managed_servers = models.JSONField(default=list, blank=True)
+    # Servers adopted as they were: managed, but not yet listed in the annotation (no write just for that).
+    adopted_servers = models.JSONField(default=list, blank=True)
     managed_digest = models.CharField(max_length=64, blank=True, help_text="Hash of the managed servers last written.")
     # "namespace/name" -> {"digest", "service"} for every secret the portal created here.
     secrets = models.JSONField(default=dict, blank=True)

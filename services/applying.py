@@ -99,7 +99,8 @@ def to_payload(document: Any, *, team: Team, clusters: list[str]) -> dict[str, A
 
 def _keep_stored_key(payload: dict[str, Any], service: GatewayService | None) -> None:
     """An export carries a service's certificate but never its key: the stored key stays when the cert is the same."""
-    tls_secret = (payload.get("tls_options") or {}).get("tls_secret") if isinstance(payload, dict) else None
+    tls_options = payload.get("tls_options")
+    tls_secret = tls_options.get("tls_secret") if isinstance(tls_options, dict) else None
     if not isinstance(tls_secret, dict) or "key" in tls_secret or service is None:
         return
     material = service.current_revision.tls_material or {}

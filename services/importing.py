@@ -110,6 +110,9 @@ def _tls_options(options: Any, *, ca_certificates: Any = None) -> dict[str, Any]
     """
     if not isinstance(options, dict):
         raise DomainError({"spec": {"tlsOptions": ["Expected a mapping: tlsSecret, tlsSecretRef or tlsSecretPath."]}})
+    for option in ("tlsSecret", "tlsSecretRef", "tlsSecretPath"):
+        if options.get(option) is not None and not isinstance(options[option], dict):
+            raise DomainError({"spec": {"tlsOptions": {option: ["Expected a mapping."]}}})
     result: dict[str, Any] = {}
     if options.get("tlsSecret"):
         secret = options["tlsSecret"]

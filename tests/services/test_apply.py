@@ -281,3 +281,21 @@ def test_another_teams_service_is_never_updated_or_pruned(client):
     )
     assert all(r["action"] != "deleted" for r in pruned.json().get("results", []))
     assert GatewayService.objects.get(namespace="payments", name="checkout").deleting_at is None
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "5",
+        "[1, 2]",
+        '{"apiVersion": "gatewayportal.io/v1", "kind": "GatewayService", "metadata": {"name": ["x"]}, "spec": {}}',
+        '{"apiVersion": "gatewayportal.io/v1", "kind": "GatewayService", "metadata": {"name": "x"}, '
+        '"spec": {"tls_options": ["a"]}}',
+        '{"apiVersion": "gatewayportal.io/v1", "kind": "Gateway", "metadata": {"name": "x"}, "spec": {}}',
+    ],
+)
+def test_malformed_documents_are_a_400(client, body):
+    response = client.post(f"{URL}apply/?team=payments&apply_set=web", body, content_type="application/json")
+
+    assert response.status_code == 400
+    assert GatewayService.objects.count() == 0

@@ -79,3 +79,9 @@ def test_lists_json_arrays_and_multi_document_streams_are_flattened():
     text = "kind: List\nitems: [{a: 1}, {b: 2}]\n---\n---\n[{c: 3}]\n"
 
     assert parse_documents(text) == [{"a": 1}, {"b": 2}, {"c": 3}]
+
+
+@pytest.mark.parametrize("options", [["a"], {"tlsSecret": "x"}, {"tlsSecretRef": ["a"]}, {"tlsSecretPath": 1}])
+def test_malformed_tls_options_are_a_400_not_a_crash(options):
+    with pytest.raises(DomainError):
+        to_payload(resource(tlsOptions=options), team=TEAM, clusters=[])
