@@ -236,4 +236,7 @@ def export_document(service: GatewayService) -> dict[str, Any]:
 
 
 def export_yaml(services: list[GatewayService]) -> str:
-    return yaml.safe_dump_all([export_document(s) for s in services], sort_keys=False, default_flow_style=False)
+    """One YAML document, a `kind: List` of portal-format documents (as `kubectl get -o yaml` prints), so an
+    empty export is still a document and the apply reads it as it is."""
+    listing = {"apiVersion": "v1", "kind": "List", "items": [export_document(s) for s in services]}
+    return yaml.safe_dump(listing, sort_keys=False, default_flow_style=False)

@@ -293,7 +293,21 @@ class GatewayServiceViewSet(
         )
         return Response({"results": results})
 
-    @extend_schema(parameters=[TEAM], responses={(200, "application/yaml"): OpenApiTypes.STR})
+    @extend_schema(
+        parameters=[TEAM],
+        responses={
+            (200, "application/yaml"): {
+                "type": "object",
+                "description": "A `kind: List` whose items are portal-format GatewayService documents.",
+                "properties": {
+                    "apiVersion": {"type": "string", "enum": ["v1"]},
+                    "kind": {"type": "string", "enum": ["List"]},
+                    "items": {"type": "array", "items": {"type": "object"}},
+                },
+                "required": ["apiVersion", "kind", "items"],
+            }
+        },
+    )
     @action(detail=False, methods=["get"], url_path="export")
     def export(self, request):
         """The team's services as portal-format YAML documents, ready to apply (certificates without keys)."""

@@ -205,6 +205,8 @@ def test_export_then_apply_is_unchanged_for_every_service(client, team):
     assert exported.status_code == 200
     assert exported["Content-Type"].startswith("application/yaml")
     assert "PRIVATE KEY" not in exported.content.decode()
+    listing = yaml.safe_load(exported.content)
+    assert (listing["apiVersion"], listing["kind"], len(listing["items"])) == ("v1", "List", 3)
     response = client.post(
         f"{URL}apply/?team=payments&apply_set=web", exported.content.decode(), content_type="application/yaml"
     )
@@ -299,3 +301,9 @@ def test_malformed_documents_are_a_400(client, body):
 
     assert response.status_code == 400
     assert GatewayService.objects.count() == 0
+
+
+def test_an_empty_export_is_still_a_document(client):
+    listing = yaml.safe_load(client.get(f"{URL}export/?team=payments").content)
+
+    assert listing == {"apiVersion": "v1", "kind": "List", "items": []}
