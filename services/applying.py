@@ -20,7 +20,7 @@ from django.db import transaction
 
 from audit.actions import diff
 from gatewayportal.exceptions import DomainError
-from services import actions, importing, specs
+from services import actions, importing, specs, validation
 from services.models import GatewayService, Team
 
 API_VERSION = "gatewayportal.io/v1"
@@ -174,6 +174,16 @@ def _apply_one(
     given_team = data.pop("team", None)
     if given_team and given_team != team.slug:
         raise DomainError({"team": [f"This apply is for team '{team.slug}' only."]})
+    # The team's namespaces first: a name taken in someone else's namespace must not be confirmed to exist.
+    outside = validation.validate_tenancy(
+        {"namespace": data["namespace"]},
+        namespaces=team.namespaces,
+        allowed_domains=[],
+        allow_wildcards=False,
+        is_platform=True,  # the namespace rule only; hosts are checked with the rest
+    )
+    if outside:
+        raise DomainError(outside)
     key = (data["namespace"], data["name"])
     if key in seen:
         raise DomainError({"name": [f"Document {seen[key]} already declares '{key[1]}' in namespace '{key[0]}'."]})

@@ -262,29 +262,6 @@ def test_a_member_applies_only_for_their_teams(client):
     assert client.get(f"{URL}export/?team=other").status_code == 400
 
 
-def test_another_teams_service_is_never_updated_or_pruned(client):
-    bob = make_user("bob")
-    make_team("other", members=[bob], namespaces=["payments-other"])
-    other = api_client(bob)
-    body = {
-        **portal("checkout"),
-        "metadata": {"name": "checkout", "namespace": "payments-other"},
-    }
-    body["spec"] = {**body["spec"], "hosts": ["checkout.other.example.com"]}
-    GatewayService.objects.all().delete()
-    apply(client, [portal("checkout")], apply_set="web")
-
-    refused = other.post(
-        f"{URL}apply/?team=other&apply_set=web", yaml.safe_dump(portal("checkout")), content_type="application/yaml"
-    )
-    assert refused.status_code == 400
-    pruned = other.post(
-        f"{URL}apply/?team=other&apply_set=web&prune=true", yaml.safe_dump(body), content_type="application/yaml"
-    )
-    assert all(r["action"] != "deleted" for r in pruned.json().get("results", []))
-    assert GatewayService.objects.get(namespace="payments", name="checkout").deleting_at is None
-
-
 @pytest.mark.parametrize(
     "body",
     [
