@@ -170,13 +170,13 @@ def gateway_servers_adopt(
     from services.actions import gateway_service_create_from_payload
     from services.rendering import render_server
 
-    client = kube.client_for(cluster)
-    client.remember_istio_api_version(cluster.istio_api_version)
     traffic_types = sorted({a.traffic_type for a in adoptions.values()})
     lives: dict[str, dict[str, Any]] = {}
     for traffic_type in traffic_types:
         namespace, name = cluster.gateway_ref(traffic_type)
         try:
+            client = kube.client_for(cluster)
+            client.remember_istio_api_version(cluster.istio_api_version)
             lives[traffic_type] = client.get_gateway(namespace, name)
         except kube.KubeError as exc:
             raise DomainError({"gateway": [f"The {traffic_type} Gateway could not be read: {exc.message}"]})
@@ -297,9 +297,8 @@ def operator_resources_import(*, cluster: Cluster, team: Team, user=None, dry_ru
     """
     from services.rendering import port_name
 
-    client = kube.client_for(cluster)
     try:
-        resources = client.list_operator_services()
+        resources = kube.client_for(cluster).list_operator_services()
     except kube.KubeError as exc:
         raise DomainError({"non_field_errors": [f"The operator's resources could not be read: {exc.message}"]})
     adoptions: dict[str, Adoption] = {}

@@ -199,3 +199,16 @@ def test_only_platform_engineers_adopt_and_only_they_see_whose_hosts_a_server_ha
     assert platform_view[0]["servers"][0]["team"] == "none"  # '*' belongs to no team
     detail = root.get(f"/api/v1/clusters/{cluster.name}/gateways/ingress/").json()
     assert detail["servers"] == [{"port_name": "http", "managed": False, "team": "none"}]
+
+
+def test_an_unreachable_cluster_is_a_400_naming_the_gateway(platform, apps):
+    from clusters.models import Cluster
+
+    cluster = Cluster.objects.create(name="nowhere", api_server="")
+    body = {"gateway": "ingress", "port_name": "http", "team": "apps", "name": "web", "namespace": "default"}
+
+    adopt = platform.post(f"/api/v1/clusters/{cluster.name}/adopt/", body, format="json")
+    moved = platform.post(f"/api/v1/clusters/{cluster.name}/import-operator-resources/?team=apps")
+
+    assert adopt.status_code == 400 and "gateway" in adopt.json()
+    assert moved.status_code == 400 and "non_field_errors" in moved.json()
