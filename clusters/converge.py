@@ -23,11 +23,11 @@ from django.utils import timezone
 from audit.actions import audit_record
 from clusters import kube
 from clusters.desired import Desired, collect_desired, desired_digest, gateway_settings, load_material, read_facts
-from clusters.models import Cluster, GatewayState
+from clusters.models import Cluster, GatewayState, gateway_lock_key
 from clusters.reconcile import DesiredService, Facts, Outcome, Plan, SecretOp, plan_gateway
 from gatewayportal import metrics
 from gatewayportal.locks import try_advisory_lock
-from gatewayportal.redis import key_prefix, redis_client
+from gatewayportal.redis import redis_client
 from services.actions import remove_finished_services
 from services.choices import State
 from services.models import GatewayServiceStatus
@@ -56,7 +56,7 @@ def gateway_lock(cluster_id: int, traffic_type: str) -> Iterator[None]:
     (SIGKILL, OOM) frees its gateway at once. A Redis lock would stay held until its TTL ran out, so Redis
     serves only where there is no Postgres.
     """
-    name = f"{key_prefix()}:lock:{cluster_id}:{traffic_type}"
+    name = gateway_lock_key(cluster_id, traffic_type)
     if settings.REDIS_URL and connection.vendor != "postgresql":
         lock = redis_client().lock(name, timeout=LOCK_TTL_SECONDS, blocking_timeout=5)
         if not lock.acquire():

@@ -195,4 +195,5 @@ def read_facts(
         recorded_secrets=dict(state.secrets),
         recorded_servers=frozenset(state.managed_servers),
         recorded_digest=state.managed_digest,
+        adopted_servers=frozenset(state.adopted_servers),
     )

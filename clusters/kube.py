@@ -29,6 +29,10 @@ if TYPE_CHECKING:
 ISTIO_GROUP = "networking.istio.io"
 ISTIO_VERSIONS = ("v1", "v1beta1", "v1alpha3")  # most preferred first
 GATEWAY_PLURAL = "gateways"
+# The operator the portal descends from: its GatewayService resources, under both API groups it used.
+OPERATOR_GROUPS = ("gatewayservice.xunholy.github.com", "crd.xunholy.github.com")
+OPERATOR_VERSION = "v1alpha1"
+OPERATOR_PLURAL = "gatewayservices"
 
 
 class KubeError(Exception):
@@ -161,6 +165,23 @@ class KubeClient:
                 body,
                 _request_timeout=self.timeout,
             )
+
+    def list_operator_services(self) -> list[dict[str, Any]]:
+        """Every GatewayService of the operator, in every namespace, from each API group the cluster serves."""
+        found: list[dict[str, Any]] = []
+        for group in OPERATOR_GROUPS:
+            try:
+                with _translated(f"listing {OPERATOR_PLURAL}.{group}"):
+                    answer = self.custom.list_cluster_custom_object(
+                        group, OPERATOR_VERSION, OPERATOR_PLURAL, _request_timeout=self.timeout
+                    )
+            except NotFoundError:
+                continue  # this group is not served here
+            for item in answer.get("items") or []:
+                item.setdefault("apiVersion", f"{group}/{OPERATOR_VERSION}")
+                item.setdefault("kind", "GatewayService")
+                found.append(item)
+        return found
 
     def get_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:

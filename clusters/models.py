@@ -1,6 +1,12 @@
 from django.db import models
 
 from gatewayportal.crypto import EncryptedTextField
+from gatewayportal.redis import key_prefix
+
+
+def gateway_lock_key(cluster_id: int, traffic_type: str) -> str:
+    """The lock a worker holds while it converges a gateway (adoption holds it while it records ownership)."""
+    return f"{key_prefix()}:lock:{cluster_id}:{traffic_type}"
 
 
 def default_placeholder_server() -> dict:
@@ -67,6 +73,8 @@ class GatewayState(models.Model):
     resource_version = models.CharField(max_length=100, blank=True)
     # Port names the portal wrote, so its servers stay recognisable even if someone drops the annotation.
     managed_servers = models.JSONField(default=list, blank=True)
+    # Servers adopted as they were: managed, but not yet listed in the annotation (no write just for that).
+    adopted_servers = models.JSONField(default=list, blank=True)
     managed_digest = models.CharField(max_length=64, blank=True, help_text="Hash of the managed servers last written.")
     # Hash of what the database wanted when the gateway last converged: an idle reconcile compares it and stops.
     desired_digest = models.CharField(max_length=64, blank=True)

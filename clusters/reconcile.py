@@ -112,6 +112,8 @@ class Facts:
     recorded_secrets: dict[str, dict[str, str]] = field(default_factory=dict)
     recorded_servers: frozenset[str] = frozenset()
     recorded_digest: str = ""
+    # Adopted servers (already right on the Gateway) that the annotation need not list until the next write.
+    adopted_servers: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -284,7 +286,11 @@ def plan_gateway(
             namespace, name = key.split("/", 1)
             secret_ops.append(SecretOp("delete", namespace, name, value.get("service", "")))
 
-    unchanged = live_servers == servers and managed_names(live) == names
+    # An adopted server is managed without being listed in the annotation: a Gateway whose servers are already
+    # right is not written just to list it (the annotation catches up with the next write). A dropped annotation
+    # is still healed for every other server.
+    listed = set(managed_names(live))
+    unchanged = live_servers == servers and listed <= set(names) <= listed | facts.adopted_servers
     return Plan(
         gateway=None if unchanged else merged,
         servers=servers,

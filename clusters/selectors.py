@@ -6,17 +6,45 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from clusters import kube
+from clusters import adoption, kube
 from clusters.desired import collect_desired, gateway_settings, read_facts
 from clusters.models import Cluster, GatewayState
 from clusters.reconcile import PortIndex, plan_gateway, server_name, split_servers
-from services.models import GatewayService
+from services.models import GatewayService, Team
 from services.rendering import port_name
 
 
 def cluster_list() -> QuerySet[Cluster]:
     """Every team may see every cluster (without credentials: the serializers never return them)."""
     return Cluster.objects.all()
+
+
+def live_servers(*, cluster: Cluster, traffic_type: str, teams: list[Any] | None) -> dict[str, Any]:
+    """Each server of the live Gateway, managed or not; with `teams`, the team an unmanaged one's hosts fall in."""
+    namespace, name = cluster.gateway_ref(traffic_type)
+    state = GatewayState.objects.filter(cluster=cluster, traffic_type=traffic_type).first()
+    answer: dict[str, Any] = {
+        "traffic_type": traffic_type,
+        "gateway": f"{namespace}/{name}",
+        "reachable": False,
+        "message": "",
+        "servers": [],
+    }
+    try:
+        client = kube.client_for(cluster)
+        client.remember_istio_api_version(cluster.istio_api_version)
+        live = client.get_gateway(namespace, name)
+    except kube.KubeError as exc:
+        answer["message"] = exc.message
+        return answer
+    _, managed = split_servers(live, state.managed_servers if state else ())
+    for server in (live.get("spec") or {}).get("servers") or []:
+        entry = {"port_name": server_name(server), "managed": server_name(server) in managed, "server": server}
+        if teams is not None and not entry["managed"]:
+            entry["team"] = adoption.owning_team(adoption.bare_hosts(server), teams) or "none"
+        answer["servers"].append(entry)
+    answer["reachable"] = True
+    return answer
 
 
 def gateway_view(*, cluster: Cluster, traffic_type: str) -> dict[str, Any]:
@@ -34,6 +62,7 @@ def gateway_view(*, cluster: Cluster, traffic_type: str) -> dict[str, Any]:
         "managed_servers": [],
         "unmanaged_servers": [],
         "desired_servers": [],
+        "servers": [],
         "drift": {"added": [], "removed": [], "changed": []},
         "in_sync": False,
         "last_reconciled_at": state.last_reconciled_at,
@@ -52,7 +81,20 @@ def gateway_view(*, cluster: Cluster, traffic_type: str) -> dict[str, Any]:
         return view
     unmanaged, managed = split_servers(live, state.managed_servers)
     plan = plan_gateway(live=live, desired=desired.items, settings=settings_, facts=facts, excluded=desired.preset)
+    teams = list(Team.objects.all())
     view.update(
+        servers=[
+            {
+                "port_name": server_name(server),
+                "managed": server_name(server) in managed,
+                **(
+                    {}
+                    if server_name(server) in managed
+                    else {"team": adoption.owning_team(adoption.bare_hosts(server), teams) or "none"}
+                ),
+            }
+            for server in (live.get("spec") or {}).get("servers") or []
+        ],
         reachable=True,
         live=live,
         managed_servers=sorted(managed),

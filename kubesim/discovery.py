@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from kubesim.resources import GATEWAYS, ISTIO_GROUP, ISTIO_VERSIONS, NAMESPACES, SECRETS, Kind
+from kubesim.resources import (
+    GATEWAYS,
+    ISTIO_GROUP,
+    ISTIO_VERSIONS,
+    NAMESPACES,
+    OPERATOR_KINDS,
+    OPERATOR_VERSION,
+    SECRETS,
+    Kind,
+)
 
 AUTHORIZATION_GROUP = "authorization.k8s.io"
 VERBS = ["create", "delete", "get", "list", "patch", "update"]
@@ -71,6 +80,8 @@ def groups(istio_versions: tuple[str, ...]) -> dict[str, dict[str, Any]]:
     found = {AUTHORIZATION_GROUP: _group(AUTHORIZATION_GROUP, ("v1",), "v1")}
     if istio_versions:
         found[ISTIO_GROUP] = _group(ISTIO_GROUP, istio_versions, preferred_istio_version(istio_versions))
+    for group in OPERATOR_KINDS:
+        found[group] = _group(group, (OPERATOR_VERSION,), OPERATOR_VERSION)
     return found
 
 
@@ -89,6 +100,8 @@ def group_resources(group: str, version: str) -> dict[str, Any]:
                 "verbs": ["create"],
             }
         ]
+    elif group in OPERATOR_KINDS:
+        resources = [_resource(OPERATOR_KINDS[group])]
     else:
         resources = [_resource(GATEWAYS, categories=("istio-io", "networking-istio-io"))]
     return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": f"{group}/{version}", "resources": resources}

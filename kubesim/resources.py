@@ -38,10 +38,21 @@ class Kind:
     def singular(self) -> str:
         return self.kind.lower()
 
+    @property
+    def key(self) -> str:
+        """How the store tells kinds apart: the same plural may be served by several groups."""
+        return f"{self.resource}.{self.group}" if self.group else self.resource
+
 
 NAMESPACES = Kind("namespaces", "Namespace", "", namespaced=False, custom=False, short_names=("ns",))
 SECRETS = Kind("secrets", "Secret", "", namespaced=True, custom=False)
 GATEWAYS = Kind("gateways", "Gateway", ISTIO_GROUP, namespaced=True, custom=True, short_names=("gw",))
+# The operator the portal descends from: its GatewayService CRD, under both API groups it used.
+OPERATOR_VERSION = "v1alpha1"
+OPERATOR_KINDS = {
+    group: Kind("gatewayservices", "GatewayService", group, namespaced=True, custom=True, short_names=("gs",))
+    for group in ("gatewayservice.xunholy.github.com", "crd.xunholy.github.com")
+}
 
 
 def admit(kind: Kind, obj: dict[str, Any], version: str) -> dict[str, Any]:
@@ -50,6 +61,8 @@ def admit(kind: Kind, obj: dict[str, Any], version: str) -> dict[str, Any]:
         return _admit_gateway(obj, version)
     if kind is SECRETS:
         return _admit_secret(obj)
+    if kind.group in OPERATOR_KINDS:
+        return _admit_custom(kind, obj, version, schema.crd_schemas()[(kind.group, version)])
     return _admit_namespace(obj)
 
 
@@ -67,18 +80,21 @@ def check_name(kind: Kind, name: str) -> list[Cause]:
 
 
 def _admit_gateway(obj: dict[str, Any], version: str) -> dict[str, Any]:
-    expected = GATEWAYS.api_version(version)
+    return _admit_custom(GATEWAYS, obj, version, schema.crd_versions()[version])
+
+
+def _admit_custom(kind: Kind, obj: dict[str, Any], version: str, version_schema: dict[str, Any]) -> dict[str, Any]:
+    expected = kind.api_version(version)
     if obj.get("apiVersion", expected) != expected:
         raise bad_request(
             f"the API version in the data ({obj['apiVersion']}) does not match the expected API version ({expected})"
         )
-    version_schema = schema.crd_versions()[version]
     pruned = schema.prune_object(version_schema, obj)
     name = pruned["metadata"].get("name", "")
-    causes = check_name(GATEWAYS, name) + schema.validate_object(version_schema, pruned)
+    causes = check_name(kind, name) + schema.validate_object(version_schema, pruned)
     if causes:
-        raise invalid(GATEWAYS.target(name), causes)
-    pruned["apiVersion"], pruned["kind"] = GATEWAYS.api_version(version), GATEWAYS.kind
+        raise invalid(kind.target(name), causes)
+    pruned["apiVersion"], pruned["kind"] = kind.api_version(version), kind.kind
     return pruned
 
 

@@ -19,6 +19,7 @@ import yaml
 from kubesim.errors import Cause
 
 GATEWAY_CRD = Path(__file__).with_name("crds") / "gateway-crd.yaml"
+OPERATOR_CRDS = Path(__file__).with_name("crds") / "gatewayservice-crds.yaml"
 
 # ObjectMeta fields a client may send; everything else in metadata is dropped like unknown fields.
 _OBJECT_META_FIELDS = frozenset(
@@ -70,6 +71,17 @@ def crd_versions(path: Path = GATEWAY_CRD) -> dict[str, dict[str, Any]]:
     """The openAPIV3Schema of every served version of the CRD, by version name."""
     crd = yaml.safe_load(path.read_text())
     return {v["name"]: v["schema"]["openAPIV3Schema"] for v in crd["spec"]["versions"] if v.get("served")}
+
+
+@cache
+def crd_schemas(path: Path = OPERATOR_CRDS) -> dict[tuple[str, str], dict[str, Any]]:
+    """The openAPIV3Schema of every served version of every CRD in a multi-document file, by (group, version)."""
+    return {
+        (crd["spec"]["group"], v["name"]): v["schema"]["openAPIV3Schema"]
+        for crd in yaml.safe_load_all(path.read_text())
+        for v in crd["spec"]["versions"]
+        if v.get("served")
+    }
 
 
 def json_type(value: Any) -> str:

@@ -28,7 +28,16 @@ from kubesim.errors import (
 )
 from kubesim.faults import Faults, RequestLog, RequestRecord
 from kubesim.patch import JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH
-from kubesim.resources import GATEWAYS, ISTIO_GROUP, ISTIO_VERSIONS, NAMESPACES, SECRETS, Kind
+from kubesim.resources import (
+    GATEWAYS,
+    ISTIO_GROUP,
+    ISTIO_VERSIONS,
+    NAMESPACES,
+    OPERATOR_KINDS,
+    OPERATOR_VERSION,
+    SECRETS,
+    Kind,
+)
 from kubesim.store import Object, Store
 from kubesim.tls import ServerTLS, generate
 from kubesim.webhook import IstioWebhook
@@ -353,16 +362,18 @@ class _Api:
             kind, version, rest = None, "v1", parts[2:]
         elif parts[:2] == ["apis", ISTIO_GROUP] and len(parts) > 2 and parts[2] in self.sim.istio_versions:
             kind, version, rest = GATEWAYS, parts[2], parts[3:]
+        elif len(parts) > 2 and parts[0] == "apis" and parts[1] in OPERATOR_KINDS and parts[2] == OPERATOR_VERSION:
+            kind, version, rest = OPERATOR_KINDS[parts[1]], parts[2], parts[3:]
         else:
             raise _NOT_FOUND
         namespace = ""
-        if len(rest) >= 3 and rest[0] == "namespaces" and rest[2] in ("secrets", "gateways"):
+        if len(rest) >= 3 and rest[0] == "namespaces" and rest[2] in ("secrets", "gateways", "gatewayservices"):
             namespace, rest = rest[1], rest[2:]
         resource, name = rest[0] if rest else "", rest[1] if len(rest) > 1 else ""
         if len(rest) > 2:
             raise _NOT_FOUND
         expected = kind.resource if kind else None
-        found = {"namespaces": NAMESPACES, "secrets": SECRETS} if kind is None else {"gateways": GATEWAYS}
+        found = {"namespaces": NAMESPACES, "secrets": SECRETS} if kind is None else {kind.resource: kind}
         if resource not in found or (expected and resource != expected):
             raise _NOT_FOUND
         return Route(found[resource], version, namespace, name)
@@ -401,8 +412,8 @@ class _Api:
         return 201, self._out(route, self.store.create(kind, ns, _json(body), version, review))
 
     def _out(self, route: Route, obj: Object) -> Object:
-        if route.kind is GATEWAYS:
-            obj["apiVersion"] = GATEWAYS.api_version(route.version)
+        if route.kind.custom:
+            obj["apiVersion"] = route.kind.api_version(route.version)
         return obj
 
     def _list(self, route: Route, items: list[Object]) -> Object:

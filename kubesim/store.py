@@ -49,7 +49,7 @@ class Store:
 
     def get(self, kind: Kind, namespace: str, name: str) -> Object:
         with self._lock:
-            obj = self._objects.get((kind.resource, namespace, name))
+            obj = self._objects.get((kind.key, namespace, name))
             if obj is None:
                 raise not_found(kind.target(name))
             return copy.deepcopy(obj)
@@ -65,7 +65,7 @@ class Store:
             found = [
                 copy.deepcopy(obj)
                 for (resource, ns, _), obj in sorted(self._objects.items())
-                if resource == kind.resource and (not namespace or ns == namespace)
+                if resource == kind.key and (not namespace or ns == namespace)
             ]
         return [obj for obj in found if selector is None or selector.matches(obj["metadata"].get("labels") or {})]
 
@@ -85,12 +85,12 @@ class Store:
         obj = _drop_empty_metadata(resources.admit(kind, obj, version))
         name = obj["metadata"]["name"]
         with self._lock:
-            if kind.namespaced and (NAMESPACES.resource, "", namespace) not in self._objects:
+            if kind.namespaced and (NAMESPACES.key, "", namespace) not in self._objects:
                 raise not_found(NAMESPACES.target(namespace))
             # Like the apiserver: namespace lifecycle admission first, then webhooks, then storage (AlreadyExists).
             if review:
                 review(obj)
-            key = (kind.resource, namespace, name)
+            key = (kind.key, namespace, name)
             if key in self._objects:
                 raise already_exists(kind.target(name))
             obj["metadata"].update(uid=str(uuid.uuid4()), creationTimestamp=_now())
@@ -156,7 +156,7 @@ class Store:
     def delete(self, kind: Kind, namespace: str, name: str) -> Object:
         with self._lock:
             old = self.get(kind, namespace, name)
-            del self._objects[(kind.resource, namespace, name)]
+            del self._objects[(kind.key, namespace, name)]
             if kind is NAMESPACES:
                 for key in [key for key in self._objects if key[1] == name]:
                     del self._objects[key]
@@ -175,7 +175,7 @@ class Store:
         for key in ("uid", "creationTimestamp", "generation", "namespace", "resourceVersion"):
             if key in old["metadata"]:
                 obj["metadata"][key] = old["metadata"][key]
-        if kind is GATEWAYS:
+        if kind.custom:
             # The status subresource is enabled: the main endpoint never changes status.
             obj.pop("status", None)
             if "status" in old:
@@ -186,7 +186,7 @@ class Store:
             return old
         if kind.custom and _spec_part(obj) != _spec_part(old):
             obj["metadata"]["generation"] = old["metadata"].get("generation", 1) + 1
-        return self._save((kind.resource, old["metadata"].get("namespace", ""), old["metadata"]["name"]), obj)
+        return self._save((kind.key, old["metadata"].get("namespace", ""), old["metadata"]["name"]), obj)
 
     def _save(self, key: tuple[str, str, str], obj: Object) -> Object:
         self._revision += 1
@@ -234,6 +234,22 @@ class Store:
         }
         body = {"metadata": {"name": name, "labels": labels or {}}, "type": type, "data": encoded}
         return self.create(SECRETS, namespace, body)
+
+    def add_operator_service(
+        self,
+        namespace: str,
+        name: str,
+        spec: Object,
+        *,
+        group: str = "crd.xunholy.github.com",
+        status: Object | None = None,
+    ) -> Object:
+        """A GatewayService of the operator the portal descends from, with the status its controller wrote."""
+        kind = resources.OPERATOR_KINDS[group]
+        body: Object = {"metadata": {"name": name}, "spec": spec}
+        if status is not None:
+            body["status"] = status
+        return self.create(kind, namespace, body, resources.OPERATOR_VERSION)
 
     def gateway(self, namespace: str, name: str) -> Object:
         return self.get(GATEWAYS, namespace, name)

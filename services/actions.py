@@ -432,7 +432,7 @@ def _actor_name(user) -> str:
 
 
 def gateway_service_create(
-    *, team: Team, data: dict[str, Any], user=None, is_platform: bool = False
+    *, team: Team, data: dict[str, Any], user=None, is_platform: bool = False, apply_set: str = ""
 ) -> tuple[GatewayService, list[str]]:
     spec, material = split_input(data)
     with transaction.atomic():
@@ -453,6 +453,7 @@ def gateway_service_create(
             namespace=spec["namespace"],
             traffic_type=spec["traffic_type"],
             created_by=_actor_name(user),
+            apply_set=apply_set,
         )
         revision = _add_revision(service=service, checked=checked, user=user)
         audit_record(
@@ -463,7 +464,8 @@ def gateway_service_create(
             team=team.slug,
             ticket=spec["ticket"],
             changes={k: [None, v] for k, v in spec.items()},
-            data={"revision": revision.number, "approval": revision.approval},
+            data={"revision": revision.number, "approval": revision.approval}
+            | ({"apply_set": apply_set} if apply_set else {}),
         )
         _refresh_statuses(service=service, target_clusters=checked.target_clusters)
     return service, checked.warnings
@@ -717,6 +719,25 @@ def _start_removal(service: GatewayService, *, audit: bool = True) -> None:
     service.save(update_fields=["deleting_at", "updated_at"])
     service.statuses.update(state=State.REMOVING, message="Removal in progress.", updated_at=timezone.now())
     request_reconcile(cluster_ids=cluster_ids, traffic_type=service.traffic_type)
+
+
+def gateway_service_set_apply_set(*, service: GatewayService, apply_set: str) -> bool:
+    """Records which apply set last applied the service (what prune may remove); False when it already was."""
+    with transaction.atomic():
+        service = GatewayService.objects.select_for_update().select_related("team").get(pk=service.pk)
+        if service.apply_set == apply_set:
+            return False
+        audit_record(
+            action="gateway_service.apply_set_changed",
+            object_type="gateway_service",
+            object_id=str(service.pk),
+            object_repr=str(service),
+            team=service.team.slug,
+            changes={"apply_set": [service.apply_set or None, apply_set or None]},
+        )
+        service.apply_set = apply_set
+        service.save(update_fields=["apply_set", "updated_at"])
+    return True
 
 
 def revision_approve(*, revision: GatewayServiceRevision, comment: str = "") -> GatewayServiceRevision:

@@ -16,11 +16,31 @@ API_VERSIONS = ("gatewayservice.xunholy.github.com/v1alpha1", "crd.xunholy.githu
 KIND = "GatewayService"
 
 
-def parse_documents(text: str) -> list[Any]:
+def load_documents(text: str) -> list[Any]:
+    """Every document of a YAML (or JSON) stream: the module's one YAML call."""
     try:
         return list(yamlsafe.load_all(text))
     except yaml.YAMLError as exc:
         raise DomainError({"non_field_errors": [f"The body is not valid YAML: {exc}"]}) from exc
+
+
+def expand_documents(documents: list[Any]) -> list[Any]:
+    """A `kind: List` document (what `kubectl get -o yaml` prints) stands for its items; empty documents go."""
+    expanded: list[Any] = []
+    for document in documents:
+        if isinstance(document, dict) and document.get("kind") == "List" and isinstance(document.get("items"), list):
+            expanded.extend(expand_documents(document["items"]))
+        elif document is not None:
+            expanded.append(document)
+    return expanded
+
+
+def parse_documents(text: str) -> list[Any]:
+    """The documents of a YAML or JSON body; a JSON array (or a YAML sequence) stands for its items."""
+    documents: list[Any] = []
+    for document in load_documents(text):
+        documents.extend(document if isinstance(document, list) else [document])
+    return expand_documents(documents)
 
 
 def is_gateway_service(document: Any) -> bool:
@@ -31,12 +51,19 @@ def to_payload(document: dict[str, Any], *, team: Team, clusters: list[str]) -> 
     """The operator's camelCase resource -> the API's snake_case payload."""
     if document.get("apiVersion") not in API_VERSIONS:
         raise DomainError({"apiVersion": [f"Expected one of: {', '.join(API_VERSIONS)}."]})
-    metadata = document.get("metadata") or {}
+    metadata = document.get("metadata")
+    if not isinstance(metadata, dict):
+        raise DomainError({"metadata": ["A GatewayService needs a `metadata` mapping with its `name`."]})
     spec = document.get("spec")
     if not isinstance(spec, dict):
         raise DomainError({"spec": ["A GatewayService needs a `spec` mapping."]})
+    unknown = sorted(set(spec) - OPERATOR_SPEC_FIELDS, key=str)
+    if unknown:
+        accepted = ", ".join(sorted(OPERATOR_SPEC_FIELDS))
+        raise DomainError({"spec": {str(name): [f"Unknown field. Accepted fields: {accepted}."] for name in unknown}})
     payload: dict[str, Any] = {
-        "name": spec.get("name") or metadata.get("name"),
+        # The operator dropped `spec.name`: the resource's own name wins, the old field is a fallback.
+        "name": metadata.get("name") or spec.get("name"),
         "team": team.slug,
         "namespace": metadata.get("namespace") or (team.namespaces[0] if team.namespaces else None),
         "hosts": spec.get("hosts"),
@@ -45,28 +72,73 @@ def to_payload(document: dict[str, Any], *, team: Team, clusters: list[str]) -> 
         "traffic_type": spec.get("trafficType"),
         "clusters": clusters,
     }
-    if spec.get("mode"):
-        payload["mode"] = spec["mode"]
-    tls_options = _tls_options(spec.get("tlsOptions") or {})
+    for camel, snake in (
+        ("mode", "mode"),
+        ("httpsRedirect", "https_redirect"),
+        ("minProtocolVersion", "min_protocol_version"),
+        ("maxProtocolVersion", "max_protocol_version"),
+    ):
+        if spec.get(camel) is not None:
+            payload[snake] = spec[camel]
+    tls_options = _tls_options(spec.get("tlsOptions") or {}, ca_certificates=spec.get("caCertificates"))
     if tls_options:
         payload["tls_options"] = tls_options
     return payload
 
 
-def _tls_options(options: dict[str, Any]) -> dict[str, Any]:
+# Every field of the operator's CRD (kubesim/crds/gatewayservice-crds.yaml); `name` is its dropped older field.
+OPERATOR_SPEC_FIELDS = frozenset(
+    {
+        "name",
+        "hosts",
+        "port",
+        "protocol",
+        "mode",
+        "trafficType",
+        "tlsOptions",
+        "httpsRedirect",
+        "minProtocolVersion",
+        "maxProtocolVersion",
+        "caCertificates",
+    }
+)
+
+
+def _tls_options(options: Any, *, ca_certificates: Any = None) -> dict[str, Any]:
+    """The operator's `tlsOptions` (+ `caCertificates`, its MUTUAL CA) -> the API's `tls_options`.
+
+    `caCertificates` is Istio's CA bundle: a file path goes with `tlsSecretPath`, PEM text with `tlsSecret`.
+    """
+    if not isinstance(options, dict):
+        raise DomainError({"spec": {"tlsOptions": ["Expected a mapping: tlsSecret, tlsSecretRef or tlsSecretPath."]}})
+    for option in ("tlsSecret", "tlsSecretRef", "tlsSecretPath"):
+        if options.get(option) is not None and not isinstance(options[option], dict):
+            raise DomainError({"spec": {"tlsOptions": {option: ["Expected a mapping."]}}})
     result: dict[str, Any] = {}
     if options.get("tlsSecret"):
         secret = options["tlsSecret"]
         result["tls_secret"] = {"cert": secret.get("cert"), "key": secret.get("key")}
-        if secret.get("caCert"):
-            result["tls_secret"]["ca_cert"] = secret["caCert"]
+        ca_cert = secret.get("caCert") or ca_certificates
+        if ca_cert:
+            result["tls_secret"]["ca_cert"] = ca_cert
     if options.get("tlsSecretRef"):
         result["tls_secret_ref"] = {"secret_name": options["tlsSecretRef"].get("secretName")}
     if options.get("tlsSecretPath"):
         paths = options["tlsSecretPath"]
         result["tls_secret_path"] = {"cert_path": paths.get("certPath"), "key_path": paths.get("keyPath")}
-        if paths.get("caCertPath"):
-            result["tls_secret_path"]["ca_cert_path"] = paths["caCertPath"]
+        ca_path = paths.get("caCertPath") or ca_certificates
+        if ca_path:
+            result["tls_secret_path"]["ca_cert_path"] = ca_path
+    if ca_certificates and not ({"tls_secret", "tls_secret_path"} & set(result)):
+        raise DomainError(
+            {
+                "spec": {
+                    "caCertificates": [
+                        "Accepted with tlsOptions.tlsSecret (PEM text) or tlsOptions.tlsSecretPath (a file path) only."
+                    ]
+                }
+            }
+        )
     return result
 
 

@@ -89,6 +89,12 @@ class GatewayService(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     deleting_at = models.DateTimeField(null=True, blank=True, help_text="Set while removal is in progress.")
+    apply_set = models.CharField(
+        max_length=63,
+        blank=True,
+        db_index=True,
+        help_text="The apply set that last applied this service (declarative apply prunes only inside it).",
+    )
 
     class Meta:
         ordering = ["team__slug", "namespace", "name"]

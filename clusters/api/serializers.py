@@ -113,6 +113,42 @@ class ServersDiffSerializer(serializers.Serializer):
     changed = serializers.ListField(child=serializers.CharField())
 
 
+class LiveServerSerializer(serializers.Serializer):
+    port_name = serializers.CharField(allow_blank=True)
+    managed = serializers.BooleanField()
+    team = serializers.CharField(
+        required=False,
+        help_text="Platform engineers only, for an unmanaged server: the team whose domains its "
+        "hosts fall in, or 'none'.",
+    )
+    server = serializers.JSONField(required=False, help_text="The live server block.")
+
+
+class GatewayServersSerializer(serializers.Serializer):
+    traffic_type = serializers.CharField()
+    gateway = serializers.CharField()
+    reachable = serializers.BooleanField()
+    message = serializers.CharField(allow_blank=True)
+    servers = LiveServerSerializer(many=True)
+
+
+class AdoptSerializer(serializers.Serializer):
+    gateway = serializers.ChoiceField(["ingress", "egress"])
+    port_name = serializers.CharField(max_length=253)
+    team = serializers.SlugField(max_length=63)
+    name = serializers.RegexField(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)
+    namespace = serializers.RegexField(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)
+
+
+class AdoptionResultSerializer(serializers.Serializer):
+    dry_run = serializers.BooleanField()
+    results = serializers.ListField(child=serializers.DictField())
+    writes = serializers.DictField(
+        child=serializers.DictField(),
+        help_text="Per gateway: gateway_writes and secret_writes the next reconcile makes, servers diff, rejected.",
+    )
+
+
 class GatewayViewSerializer(serializers.Serializer):
     cluster = serializers.CharField()
     traffic_type = serializers.CharField()
@@ -122,6 +158,7 @@ class GatewayViewSerializer(serializers.Serializer):
     live = serializers.JSONField(allow_null=True)
     managed_servers = serializers.ListField(child=serializers.CharField())
     unmanaged_servers = serializers.ListField(child=serializers.CharField())
+    servers = LiveServerSerializer(many=True)
     desired_servers = serializers.ListField(child=serializers.CharField())
     drift = ServersDiffSerializer()
     in_sync = serializers.BooleanField()

@@ -2,15 +2,40 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from clusters import actions, enqueue, health, selectors
-from clusters.api.serializers import ClusterCheckSerializer, ClusterSerializer, GatewayViewSerializer
+from clusters.api.serializers import (
+    AdoptionResultSerializer,
+    AdoptSerializer,
+    ClusterCheckSerializer,
+    ClusterSerializer,
+    GatewayServersSerializer,
+    GatewayViewSerializer,
+)
 from clusters.filtersets import ClusterFilterSet
-from gatewayportal.roles import IsPlatform, IsPlatformOrReadOnly
+from gatewayportal.exceptions import DomainError
+from gatewayportal.roles import IsPlatform, IsPlatformOrReadOnly, is_platform
+from services.models import Team
+
+DRY_RUN = OpenApiParameter(
+    "dry_run", OpenApiTypes.BOOL, description="Show what adoption would do and the writes it leads to; store nothing."
+)
+
+
+def _flag(request, name: str) -> bool:
+    return request.query_params.get(name, "").lower() in ("1", "true", "yes")
+
+
+def _team(slug: str | None) -> Team:
+    team = Team.objects.filter(slug=slug or "").first()
+    if team is None:
+        raise DomainError({"team": ["Required: the slug of an existing team."]})
+    return team
 
 
 class ClusterViewSet(viewsets.ModelViewSet):
@@ -61,3 +86,51 @@ class ClusterViewSet(viewsets.ModelViewSet):
         """The live Gateway, which of its servers the portal manages, and the drift between live and desired."""
         view = selectors.gateway_view(cluster=self.get_object(), traffic_type=traffic_type)
         return Response(GatewayViewSerializer(view).data)
+
+    @extend_schema(responses=GatewayServersSerializer(many=True))
+    @action(detail=True, methods=["get"], url_path="gateways")
+    def gateways_list(self, request, name=None):
+        """Each Gateway's servers, managed or not; for platform engineers, the team an unmanaged one would belong to."""
+        cluster = self.get_object()
+        teams = list(Team.objects.all()) if is_platform(request.user) else None
+        views = [
+            selectors.live_servers(cluster=cluster, traffic_type=traffic_type, teams=teams)
+            for traffic_type in actions.TRAFFIC_TYPES
+        ]
+        return Response(GatewayServersSerializer(views, many=True).data)
+
+    @extend_schema(request=AdoptSerializer, parameters=[DRY_RUN], responses=AdoptionResultSerializer)
+    @action(detail=True, methods=["post"], permission_classes=[IsPlatform])
+    def adopt(self, request, name=None):
+        """Turn an unmanaged server of a live Gateway into a gateway service of a team."""
+        cluster = self.get_object()
+        serializer = AdoptSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        wanted = actions.Adoption(
+            data["gateway"], data["port_name"], _team(data["team"]), data["name"], data["namespace"]
+        )
+        try:
+            answer = actions.gateway_servers_adopt(
+                cluster=cluster, adoptions={"server": wanted}, user=request.user, dry_run=_flag(request, "dry_run")
+            )
+        except DomainError as exc:
+            raise DomainError(exc.errors.get("server", exc.errors))
+        return Response(AdoptionResultSerializer(answer).data)
+
+    @extend_schema(
+        request=None,
+        parameters=[OpenApiParameter("team", OpenApiTypes.STR, required=True), DRY_RUN],
+        responses=AdoptionResultSerializer,
+    )
+    @action(detail=True, methods=["post"], url_path="import-operator-resources", permission_classes=[IsPlatform])
+    def import_operator_resources(self, request, name=None):
+        """Adopt, for a team, the servers the operator's GatewayService resources on this cluster wrote."""
+        cluster = self.get_object()
+        answer = actions.operator_resources_import(
+            cluster=cluster,
+            team=_team(request.query_params.get("team")),
+            user=request.user,
+            dry_run=_flag(request, "dry_run"),
+        )
+        return Response(AdoptionResultSerializer(answer).data)

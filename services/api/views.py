@@ -3,19 +3,21 @@ from __future__ import annotations
 import re
 
 from django.db import transaction
+from django.http import HttpResponse
 from django.utils.http import parse_etags, quote_etag
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
+from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
 from audit.selectors import object_history
 from audit.serializers import AuditEventSerializer
 from gatewayportal.exceptions import DomainError
 from gatewayportal.roles import IsPlatform, IsPlatformOrReadOnly, is_platform
-from services import actions, selectors
+from services import actions, applying, importing, selectors
 from services.api.parsers import YAMLAliasParser, YAMLTextParser
 from services.api.serializers import (
     DecisionSerializer,
@@ -25,10 +27,26 @@ from services.api.serializers import (
 )
 from services.filtersets import GatewayServiceFilterSet
 from services.importing import import_documents
-from services.models import Team
+from services.models import GatewayService, Team
 
 DRY_RUN = OpenApiParameter(
     "dry_run", OpenApiTypes.BOOL, description="Validate and show the would-be object and live diff; store nothing."
+)
+TEAM = OpenApiParameter("team", OpenApiTypes.STR, description="Team slug the services belong to.")
+CLUSTERS = OpenApiParameter(
+    "clusters", OpenApiTypes.STR, description="Comma-separated target cluster names for the operator's documents."
+)
+ApplyResults = inline_serializer(
+    "ApplyResult",
+    {
+        "index": serializers.IntegerField(allow_null=True, help_text="The document's index; null for a pruned one."),
+        "name": serializers.CharField(),
+        "namespace": serializers.CharField(),
+        "action": serializers.ChoiceField(["created", "updated", "unchanged", "deleted"]),
+        "revision": serializers.IntegerField(allow_null=True),
+        "diff": serializers.DictField(child=serializers.ListField(), help_text="field -> [before, after]"),
+    },
+    many=True,
 )
 
 
@@ -314,3 +332,79 @@ class GatewayServiceViewSet(
             [selectors.gateway_service_view(self.get_queryset().get(pk=s.pk), context) for s in services],
             status=status.HTTP_201_CREATED,
         )
+
+    @extend_schema(
+        request={
+            "application/yaml": OpenApiTypes.STR,
+            "application/json": {"oneOf": [{"type": "object"}, {"type": "array", "items": {"type": "object"}}]},
+        },
+        parameters=[
+            TEAM,
+            OpenApiParameter(
+                "apply_set",
+                OpenApiTypes.STR,
+                required=True,
+                description="Name of the set these documents form; prune removes only services of this set.",
+            ),
+            CLUSTERS,
+            OpenApiParameter("dry_run", OpenApiTypes.BOOL, description="Answer the same plan and store nothing."),
+            OpenApiParameter(
+                "prune",
+                OpenApiTypes.BOOL,
+                description="Delete the team's services of this apply set that the documents no longer name.",
+            ),
+        ],
+        responses={200: inline_serializer("ApplyResponse", {"results": ApplyResults})},
+    )
+    @action(
+        detail=False,
+        methods=["post"],
+        url_path="apply",
+        parser_classes=[YAMLTextParser, YAMLAliasParser, JSONParser],
+    )
+    def apply(self, request):
+        """Declarative, all-or-nothing apply of YAML or JSON documents (the portal's format or the operator's)."""
+        team = self._team_for(request.query_params.get("team"))
+        clusters = [c.strip() for c in request.query_params.get("clusters", "").split(",") if c.strip()]
+        if isinstance(request.data, str):
+            documents = importing.parse_documents(request.data)
+        else:
+            data = request.data
+            documents = importing.expand_documents(data if isinstance(data, list) else [data])
+        results = applying.apply_documents(
+            documents=documents,
+            team=team,
+            apply_set=request.query_params.get("apply_set"),
+            clusters=clusters,
+            user=request.user,
+            is_platform=is_platform(request.user),
+            prune=_flag(request, "prune"),
+            dry_run=_flag(request, "dry_run"),
+        )
+        return Response({"results": results})
+
+    @extend_schema(
+        parameters=[TEAM],
+        responses={
+            (200, "application/yaml"): {
+                "type": "object",
+                "description": "A `kind: List` whose items are portal-format GatewayService documents.",
+                "properties": {
+                    "apiVersion": {"type": "string", "enum": ["v1"]},
+                    "kind": {"type": "string", "enum": ["List"]},
+                    "items": {"type": "array", "items": {"type": "object"}},
+                },
+                "required": ["apiVersion", "kind", "items"],
+            }
+        },
+    )
+    @action(detail=False, methods=["get"], url_path="export")
+    def export(self, request):
+        """The team's services as portal-format YAML documents, ready to apply (certificates without keys)."""
+        team = self._team_for(request.query_params.get("team"))
+        services = (
+            GatewayService.objects.filter(team=team, deleting_at__isnull=True)
+            .select_related("current_revision")
+            .order_by("namespace", "name")
+        )
+        return HttpResponse(applying.export_yaml(list(services)), content_type="application/yaml")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from clusters import converge, enqueue
+from clusters import enqueue
 from clusters.tasks import reconcile_gateway
+from gatewayportal.redis import key_prefix, redis_client
 
 pytestmark = pytest.mark.django_db
 
@@ -17,9 +18,9 @@ def queued(settings, monkeypatch):
     monkeypatch.setattr(reconcile_gateway, "apply_async", lambda args, countdown: calls.append((args, countdown)))
     cluster_id = 10_000_000 + id(calls) % 1_000_000
     yield cluster_id, calls
-    redis = converge.redis_client()
+    redis = redis_client()
     for kind in ("pending", "rate", "burst"):
-        redis.delete(f"{converge.key_prefix()}:{kind}:{cluster_id}:ingress")
+        redis.delete(f"{key_prefix()}:{kind}:{cluster_id}:ingress")
 
 
 def test_requests_while_one_is_pending_are_coalesced(queued, django_capture_on_commit_callbacks):

@@ -315,3 +315,22 @@ def test_excluded_services_keep_their_outcome_and_are_left_out():
     )
     assert plan.outcomes["s1"] == failed
     assert plan.gateway is None
+
+
+def test_an_adopted_server_already_right_is_not_rewritten_just_to_list_it():
+    written = plan_gateway(live=gateway(PLATFORM_HTTP), desired=[service()], settings=SETTINGS, facts=Facts())
+    unlisted = copy.deepcopy(written.gateway)
+    del unlisted["metadata"]["annotations"][MANAGED_SERVERS_ANNOTATION]
+    names = frozenset(written.managed_names)
+
+    adopted = plan_gateway(
+        live=unlisted,
+        desired=[service()],
+        settings=SETTINGS,
+        facts=Facts(recorded_servers=names, adopted_servers=names),
+    )
+    dropped = plan_gateway(live=unlisted, desired=[service()], settings=SETTINGS, facts=Facts(recorded_servers=names))
+
+    assert adopted.gateway is None
+    assert adopted.outcomes["s1"].state == "applied"
+    assert managed_names(dropped.gateway) == sorted(names)  # a dropped annotation is healed

@@ -30,7 +30,8 @@ CONTRACT: dict[str, dict[str, int]] = {
     "audit-events": {"*": 404},
     "ticketing-sources": {"*": 403},  # platform only
     # Clusters are shared, not a team's: teams read them (without credentials); everything else is platform only.
-    "clusters": {"retrieve": 200, "*": 403},
+    # The live servers list is for teams too (without whose domains unmanaged hosts fall in).
+    "clusters": {"retrieve": 200, "gateways_list": 200, "*": 403},
     # Authenticated by the source's signature, not by the caller's token: unsigned is a 401 for anyone.
     "webhooks": {"*": 401},
 }

@@ -171,3 +171,11 @@ def test_json_with_tabs_is_read_as_json(tmp_path):
     path = tmp_path / "tabs.json"
     path.write_text(json.dumps(VALID, indent="\t"))
     assert run(str(path)) == (0, "")
+
+
+def test_a_kind_list_stands_for_its_items(tmp_path):
+    path = tmp_path / "list.yaml"
+    path.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": [VALID, INVALID]}))
+    code, output = run(str(path), "--format", "json")
+    assert code == 1
+    assert [(r["document"], r["valid"]) for r in json.loads(output)] == [(0, True), (1, False)]

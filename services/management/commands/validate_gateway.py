@@ -13,6 +13,7 @@ import yaml
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from gatewayportal import yamlsafe
+from services.importing import expand_documents
 from services.validation.istio import Issue, validate_gateway
 
 EXIT_INVALID = 1
@@ -20,15 +21,16 @@ EXIT_UNREADABLE = 2
 
 
 def read_documents(text: str) -> list[Any]:
-    """Every non-empty document of a YAML stream (JSON is read the same way; a JSON list is many documents)."""
+    """Every non-empty document of a YAML stream (JSON is read the same way); a JSON list or a `kind: List`
+    (what `kubectl get -o yaml` prints) stands for its items."""
     if text.lstrip()[:1] in ("{", "["):
         try:
             loaded = json.loads(text)
         except json.JSONDecodeError:
             pass  # YAML flow style also starts with '{' or '['; let the YAML parser judge it.
         else:
-            return loaded if isinstance(loaded, list) else [loaded]
-    return [document for document in yamlsafe.load_all(text) if document is not None]
+            return expand_documents(loaded if isinstance(loaded, list) else [loaded])
+    return expand_documents([document for document in yamlsafe.load_all(text) if document is not None])
 
 
 def document_report(index: int, document: Any) -> dict[str, Any]:

@@ -1,0 +1,286 @@
+"""Declarative apply and export: idempotent, all or nothing, pruned inside its apply set, dry run writes nothing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from audit.models import AuditEvent
+from services.models import GatewayService, GatewayServiceRevision
+from tests.certs import make_cert
+from tests.factories import api_client, http_service, make_cluster, make_team, make_user
+
+pytestmark = pytest.mark.django_db
+URL = "/api/v1/gateway-services/"
+SEEDS = Path(__file__).resolve().parent / "seed_examples"
+
+
+@pytest.fixture
+def alice():
+    return make_user("alice")
+
+
+@pytest.fixture
+def team(alice):
+    return make_team("payments", members=[alice])
+
+
+@pytest.fixture
+def client(alice, team):
+    make_cluster("prod-eu-1")
+    return api_client(alice)
+
+
+@pytest.fixture
+def reconciles(monkeypatch):
+    """Reconciles that would be enqueued once the request commits (on-commit callbacks of rolled-back work vanish)."""
+    from django.db import connection
+
+    calls = []
+    monkeypatch.setattr("clusters.enqueue._enqueue", lambda ids, traffic_type: calls.append((ids, traffic_type)))
+
+    class Pending:
+        def __len__(self):
+            for _, callback, _ in connection.run_on_commit:
+                callback()
+            connection.run_on_commit = []
+            return len(calls)
+
+    return Pending()
+
+
+def portal(name="checkout", **spec):
+    payload = http_service(name=name, hosts=[f"{name}.payments.example.com"], **spec)
+    payload.pop("name")
+    namespace = payload.pop("namespace")
+    return {
+        "apiVersion": "gatewayportal.io/v1",
+        "kind": "GatewayService",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": payload,
+    }
+
+
+def apply(client, documents, *, apply_set="web", **flags):
+    query = "&".join([f"team=payments&apply_set={apply_set}", *(f"{k}={v}" for k, v in flags.items())])
+    text = yaml.safe_dump_all(documents)
+    return client.post(f"{URL}apply/?{query}", text, content_type="application/yaml")
+
+
+def counts():
+    return (GatewayService.objects.count(), GatewayServiceRevision.objects.count(), AuditEvent.objects.count())
+
+
+def test_first_apply_creates_and_the_same_file_again_changes_nothing(client, reconciles):
+    documents = [portal("checkout"), portal("cart")]
+    first = apply(client, documents)
+    assert first.status_code == 200, first.json()
+    assert [(r["index"], r["name"], r["action"], r["revision"]) for r in first.json()["results"]] == [
+        (0, "checkout", "created", 1),
+        (1, "cart", "created", 1),
+    ]
+    assert first.json()["results"][0]["diff"]["port"] == [None, 80]
+    before, reconciled = counts(), len(reconciles)
+    assert reconciled > 0
+
+    again = apply(client, documents)
+
+    assert again.status_code == 200, again.json()
+    assert [(r["action"], r["revision"], r["diff"]) for r in again.json()["results"]] == [
+        ("unchanged", 1, {}),
+        ("unchanged", 1, {}),
+    ]
+    assert counts() == before  # no revision, no audit event
+    assert len(reconciles) == reconciled  # no reconcile
+
+
+def test_a_real_change_makes_exactly_one_revision(client):
+    apply(client, [portal("checkout"), portal("cart")])
+    before = counts()
+
+    response = apply(client, [portal("checkout", https_redirect=True), portal("cart")])
+
+    assert response.status_code == 200, response.json()
+    checkout, cart = response.json()["results"]
+    assert (checkout["action"], checkout["revision"]) == ("updated", 2)
+    assert checkout["diff"] == {"https_redirect": [False, True]}
+    assert cart["action"] == "unchanged"
+    assert counts() == (before[0], before[1] + 1, before[2] + 1)
+
+
+def test_one_refused_document_refuses_all_and_names_index_and_field(client):
+    apply(client, [portal("checkout")])
+    before = counts()
+
+    response = apply(client, [portal("checkout", https_redirect=True), portal("cart", port="eighty")])
+
+    assert response.status_code == 400
+    assert list(response.json()["documents"]) == ["1"]
+    assert "port" in response.json()["documents"]["1"]
+    assert counts() == before
+    assert GatewayService.objects.get(name="checkout").current_revision.spec["https_redirect"] is False
+
+
+def test_a_name_declared_twice_is_refused(client):
+    response = apply(client, [portal("checkout"), portal("checkout", https_redirect=True)])
+
+    assert response.status_code == 400
+    assert "name" in response.json()["documents"]["1"]
+    assert GatewayService.objects.count() == 0
+
+
+def test_prune_deletes_only_inside_its_apply_set(client):
+    apply(client, [portal("checkout"), portal("cart")], apply_set="web")
+    apply(client, [portal("batch")], apply_set="jobs")
+    client.post(URL, http_service(name="manual", hosts=["manual.payments.example.com"]), format="json")
+
+    response = apply(client, [portal("checkout")], apply_set="web", prune="true")
+
+    assert response.status_code == 200, response.json()
+    assert [(r["index"], r["name"], r["action"]) for r in response.json()["results"]] == [
+        (0, "checkout", "unchanged"),
+        (None, "cart", "deleted"),
+    ]
+    remaining = set(GatewayService.objects.filter(deleting_at__isnull=True).values_list("name", flat=True))
+    assert remaining == {"checkout", "batch", "manual"}
+
+
+def test_without_prune_nothing_is_deleted(client):
+    apply(client, [portal("checkout"), portal("cart")])
+
+    response = apply(client, [portal("checkout")])
+
+    assert [r["action"] for r in response.json()["results"]] == ["unchanged"]
+    assert GatewayService.objects.filter(deleting_at__isnull=True).count() == 2
+
+
+def test_a_service_moves_to_the_apply_set_that_last_applied_it(client):
+    apply(client, [portal("checkout")], apply_set="web")
+
+    response = apply(client, [portal("checkout")], apply_set="shop")
+    assert response.json()["results"][0]["diff"] == {"apply_set": ["web", "shop"]}
+    assert apply(client, [portal("checkout")], apply_set="shop").json()["results"][0]["action"] == "unchanged"
+
+    pruned = apply(client, [portal("other")], apply_set="web", prune="true")
+    assert [r["action"] for r in pruned.json()["results"]] == ["created"]
+    assert GatewayService.objects.get(name="checkout").deleting_at is None
+
+
+def test_dry_run_answers_the_same_plan_and_writes_nothing(client, reconciles):
+    apply(client, [portal("checkout"), portal("cart")])
+    before, reconciled = counts(), len(reconciles)
+    documents = [portal("checkout", https_redirect=True), portal("new")]
+
+    dry = apply(client, documents, dry_run="true", prune="true")
+
+    assert dry.status_code == 200, dry.json()
+    assert counts() == before
+    assert len(reconciles) == reconciled
+    real = apply(client, documents, prune="true")
+    assert dry.json() == real.json()
+    assert len(reconciles) > reconciled
+    assert [r["action"] for r in real.json()["results"]] == ["updated", "created", "deleted"]
+
+
+def test_export_then_apply_is_unchanged_for_every_service(client, team):
+    cert = make_cert(common_name="secure.payments.example.com")
+    apply(client, [portal("checkout", ticket="OPS-1"), portal("cart", cluster_selector={"env": "prod"}, clusters=[])])
+    tls = http_service(
+        name="secure",
+        hosts=["secure.payments.example.com"],
+        port=443,
+        protocol="HTTPS",
+        mode="SIMPLE",
+        min_protocol_version="TLSV1_2",
+        tls_options={"tls_secret": {"cert": cert.cert_pem, "key": cert.key_pem}},
+    )
+    assert client.post(URL, tls, format="json").status_code == 201
+    before = counts()
+
+    exported = client.get(f"{URL}export/?team=payments")
+
+    assert exported.status_code == 200
+    assert exported["Content-Type"].startswith("application/yaml")
+    assert "PRIVATE KEY" not in exported.content.decode()
+    listing = yaml.safe_load(exported.content)
+    assert (listing["apiVersion"], listing["kind"], len(listing["items"])) == ("v1", "List", 3)
+    response = client.post(
+        f"{URL}apply/?team=payments&apply_set=web", exported.content.decode(), content_type="application/yaml"
+    )
+    assert response.status_code == 200, response.json()
+    results = {r["name"]: (r["action"], r["diff"]) for r in response.json()["results"]}
+    assert results == {
+        "cart": ("unchanged", {}),
+        "checkout": ("unchanged", {}),
+        "secure": ("updated", {"apply_set": [None, "web"]}),  # made by the API: now belongs to the set
+    }
+    assert counts()[:2] == before[:2]
+
+
+def test_json_documents_and_the_operator_format_are_accepted(client, team):
+    team.allowed_domains, team.allow_wildcards, team.namespaces = ["example.com"], True, ["default"]
+    team.save()
+    text = (SEEDS / "tls_secretref_example.yaml").read_text()  # a GatewayService and a Secret
+
+    response = client.post(
+        f"{URL}apply/?team=payments&apply_set=ops&clusters=prod-eu-1", text, content_type="application/yaml"
+    )
+    assert response.status_code == 200, response.json()
+    assert [(r["name"], r["namespace"], r["action"]) for r in response.json()["results"]] == [
+        ("tls-secret-ref-example", "default", "created")
+    ]
+    operator = yaml.safe_load_all(text)
+    as_json = json.dumps({"apiVersion": "v1", "kind": "List", "items": list(operator)})
+    again = client.post(
+        f"{URL}apply/?team=payments&apply_set=ops&clusters=prod-eu-1", as_json, content_type="application/json"
+    )
+    assert again.status_code == 200, again.json()
+    assert [r["action"] for r in again.json()["results"]] == ["unchanged"]
+
+
+def test_apply_set_is_required_and_checked(client):
+    for query in ("team=payments", "team=payments&apply_set=Not_A_Label"):
+        response = client.post(f"{URL}apply/?{query}", yaml.safe_dump(portal()), content_type="application/yaml")
+        assert response.status_code == 400
+        assert "apply_set" in response.json()
+
+
+def test_a_member_applies_only_for_their_teams(client):
+    make_team("other", members=[make_user("bob")])
+    before = counts()
+
+    response = client.post(
+        f"{URL}apply/?team=other&apply_set=web", yaml.safe_dump(portal()), content_type="application/yaml"
+    )
+
+    assert response.status_code == 400
+    assert "team" in response.json()
+    assert counts() == before
+    assert client.get(f"{URL}export/?team=other").status_code == 400
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "5",
+        "[1, 2]",
+        '{"apiVersion": "gatewayportal.io/v1", "kind": "GatewayService", "metadata": {"name": ["x"]}, "spec": {}}',
+        '{"apiVersion": "gatewayportal.io/v1", "kind": "GatewayService", "metadata": {"name": "x"}, '
+        '"spec": {"tls_options": ["a"]}}',
+        '{"apiVersion": "gatewayportal.io/v1", "kind": "Gateway", "metadata": {"name": "x"}, "spec": {}}',
+    ],
+)
+def test_malformed_documents_are_a_400(client, body):
+    response = client.post(f"{URL}apply/?team=payments&apply_set=web", body, content_type="application/json")
+
+    assert response.status_code == 400
+    assert GatewayService.objects.count() == 0
+
+
+def test_an_empty_export_is_still_a_document(client):
+    listing = yaml.safe_load(client.get(f"{URL}export/?team=payments").content)
+
+    assert listing == {"apiVersion": "v1", "kind": "List", "items": []}
