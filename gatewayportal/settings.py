@@ -93,10 +93,9 @@ AUTH_PASSWORD_VALIDATORS = [
 
 # Login lockout (django-axes): after AXES_FAILURE_LIMIT failed admin logins for one username from one address,
 # that pair is refused for AXES_COOLOFF_MINUTES. API tokens do not go through the login form and are unaffected.
-AUTHENTICATION_BACKENDS = [
-    "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
-]
+# Axes first: it refuses a locked-out login before any backend checks the password. The password backend
+# (LocalLoginBackend, which honours LOCAL_LOGIN) and the OIDC backend are added with the identity settings below.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend"]
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
@@ -285,7 +284,7 @@ OIDC_HTTP_TIMEOUT_SECONDS = env.float("OIDC_HTTP_TIMEOUT_SECONDS", default=5.0)
 OIDC_DISCOVERY_CACHE_SECONDS = 3600
 OIDC_JWKS_REFRESH_SECONDS = 60  # an unknown key id refetches an issuer's keys at most this often
 
-AUTHENTICATION_BACKENDS = [
+AUTHENTICATION_BACKENDS += [
     "services.identity.backends.LocalLoginBackend",
     "services.identity.backends.OIDCBackend",  # answers only on the OIDC callback, and only with OIDC_ISSUER set
 ]

@@ -60,7 +60,10 @@ def platform():
 
 @pytest.fixture
 def apps():
-    return make_team("apps", namespaces=["default"], domains=["example.com"])
+    team = make_team("apps", namespaces=["default"], domains=["example.com"])
+    team.granted_secrets = ["example-secret-ref"]  # the credential a server of the operator's already names
+    team.save()
+    return team
 
 
 @pytest.fixture

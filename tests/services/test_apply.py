@@ -222,6 +222,7 @@ def test_export_then_apply_is_unchanged_for_every_service(client, team):
 
 def test_json_documents_and_the_operator_format_are_accepted(client, team):
     team.allowed_domains, team.allow_wildcards, team.namespaces = ["example.com"], True, ["default"]
+    team.granted_secrets = ["example-secret-ref"]  # a tls_secret_ref names only a Secret granted to the team
     team.save()
     text = (SEEDS / "tls_secretref_example.yaml").read_text()  # a GatewayService and a Secret
 
