@@ -14,6 +14,11 @@ workers see a consistent state. The rules, in istiod's debounce terms:
 - Only one run per gateway at a time: a run that finds another in progress (e.g. the sweep's) marks the
   gateway dirty and leaves it to that one.
 
+Gateway writes for a stream of changes are therefore at most one per `max_delay` while changes come faster than
+one per `quiet` period, and at most one per `min_interval` otherwise, whatever the machine's load; a change on
+its own is applied after `quiet`. The three are settings: RECONCILE_QUIET_SECONDS, RECONCILE_MAX_DELAY_SECONDS,
+RECONCILE_MIN_INTERVAL_SECONDS.
+
 Without Redis (the embedded demo on SQLite) or with eager tasks, there is nothing to coalesce: every request
 runs at once, in process.
 """
@@ -28,7 +33,7 @@ from django.conf import settings
 from gatewayportal.redis import key_prefix, redis_client
 
 QUIET_SECONDS = 0.1
-MAX_DELAY_SECONDS = 2.0
+MAX_DELAY_SECONDS = 5.0
 MIN_INTERVAL_SECONDS = 1.0
 # How long a queued marker or change time outlives the last touch (a queued task lost with the broker frees the
 # gateway after this) and how long a run is presumed alive (a worker killed mid-run frees it after this; the
