@@ -40,6 +40,9 @@ MIN_INTERVAL_SECONDS = 1.0
 # periodic sweep covers the changes it had marked dirty).
 STATE_TTL_SECONDS = 60
 RUNNING_TTL_SECONDS = 120
+# A queued run that has not started this long after the change that queued it is presumed lost (a purged queue,
+# a broker restart): the next change queues another. A duplicate is harmless: runs are single-flight.
+STALE_QUEUED_SECONDS = 30
 
 QUEUE, JOINED, DIRTY = "queue", "joined", "dirty"
 RUN, WAIT, DEFER = "run", "wait", "defer"
@@ -70,13 +73,17 @@ def keys(cluster_id: int, traffic_type: str) -> list[str]:
     return [f"{base}:{kind}" for kind in ("queued", "last", "running", "dirty", "started")]
 
 
-# KEYS: queued last running dirty started. ARGV: now, ttl, quiet, min_interval.
+# KEYS: queued last running dirty started. ARGV: now, ttl, quiet, min_interval, stale.
 # Returns {"queue", countdown} | {"joined"} | {"dirty"}.
 _NOTE_CHANGE = """
 redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2])
 if redis.call('EXISTS', KEYS[3]) == 1 then
   redis.call('SET', KEYS[4], '1', 'NX', 'EX', ARGV[2])
   return {'dirty'}
+end
+local queued = redis.call('GET', KEYS[1])
+if queued and tonumber(ARGV[1]) - tonumber(queued) > tonumber(ARGV[5]) then
+  redis.call('DEL', KEYS[1])
 end
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then
   local wait = tonumber(ARGV[3])
@@ -161,6 +168,7 @@ def note_change(cluster_id: int, traffic_type: str, *, now: float | None = None)
             STATE_TTL_SECONDS,
             t.quiet,
             t.min_interval,
+            STALE_QUEUED_SECONDS,
         )
     )
     return max(0.0, float(reply[1])) if reply[0] == QUEUE else None

@@ -152,3 +152,10 @@ def test_nothing_is_enqueued_before_commit(queued):
     cluster_id, calls = queued
     enqueue.request_reconcile(cluster_ids=[cluster_id], traffic_type="ingress")
     assert calls == []
+
+
+def test_a_queued_run_that_never_started_does_not_hold_back_later_changes(queued):
+    cluster_id, _ = queued
+    assert coalescer.note_change(cluster_id, "ingress", now=T) is not None  # its task is then lost (queue purged)
+    assert coalescer.note_change(cluster_id, "ingress", now=T + 1) is None
+    assert coalescer.note_change(cluster_id, "ingress", now=T + coalescer.STALE_QUEUED_SECONDS + 1) is not None
