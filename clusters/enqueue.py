@@ -1,7 +1,7 @@
 """Reconcile requests: every gateway-affecting write asks for a run of the gateways it touches, coalesced.
 
-Requests are sent once the writing transaction commits. A Redis marker per gateway ("a run is queued and has
-not started") turns a burst of writes into one run; the task clears it as it starts (`clusters.tasks`).
+Requests are sent once the writing transaction commits. `clusters.coalescer` decides per gateway whether this
+change queues a run, joins the one already queued, or marks the running one dirty (one more run follows it).
 """
 
 from __future__ import annotations
@@ -12,25 +12,13 @@ from collections.abc import Iterable
 
 import kombu.exceptions
 import redis
-from django.conf import settings
 from django.db import transaction
 
-from clusters.tasks import clear_pending, pending_key, reconcile_gateway
-from gatewayportal.redis import key_prefix, redis_client
+from clusters import coalescer
+from clusters.tasks import reconcile_gateway
 
-__all__ = ["clear_pending", "pending_key", "request_reconcile"]
+__all__ = ["request_reconcile"]
 
-# Writes to one gateway within this window produce one reconcile.
-COALESCE_SECONDS = 0.1
-PENDING_TTL_SECONDS = 60
-# More than BURST_REQUESTS requests for one gateway within BURST_WINDOW_SECONDS (faster than a person or a
-# pipeline applying changes one by one, about 5 a second) switch it to burst mode for
-# BURST_HOLD_SECONDS: reconciles then wait BURST_COALESCE_SECONDS, so an import of hundreds of services
-# becomes a handful of Gateway writes while a single change still lands within a fraction of a second.
-BURST_REQUESTS = 10
-BURST_WINDOW_SECONDS = 2
-BURST_HOLD_SECONDS = 10
-BURST_COALESCE_SECONDS = 8.0
 logger = logging.getLogger(__name__)
 
 
@@ -56,33 +44,17 @@ def _enqueue(cluster_ids: list[int], traffic_type: str) -> None:
 
 
 def _enqueue_one(cluster_id: int, traffic_type: str) -> None:
-    countdown = COALESCE_SECONDS
-    marked = False
-    if settings.REDIS_URL and not settings.CELERY_TASK_ALWAYS_EAGER:
-        countdown = _countdown(cluster_id, traffic_type)
-        # Already queued and not started yet: that run will read this change too.
-        marked = bool(redis_client().set(pending_key(cluster_id, traffic_type), "1", nx=True, ex=PENDING_TTL_SECONDS))
-        if not marked:
-            return
+    if not coalescer.enabled():
+        # Eager tasks or no Redis (the embedded demo): run now, in process.
+        reconcile_gateway.apply_async((cluster_id, traffic_type), countdown=0)
+        return
+    countdown = coalescer.note_change(cluster_id, traffic_type)
+    if countdown is None:
+        return  # a queued run will read this change, or the running one is now dirty and runs once more
     try:
         reconcile_gateway.apply_async((cluster_id, traffic_type), countdown=countdown)
     except kombu.exceptions.OperationalError:
-        if marked:
-            # Nothing is queued after all: the marker must not hold back the next request's enqueue.
-            with contextlib.suppress(redis.exceptions.RedisError):
-                clear_pending(cluster_id, traffic_type)
+        # Nothing is queued after all: the marker must not hold back the next change.
+        with contextlib.suppress(redis.exceptions.RedisError):
+            coalescer.unqueue(cluster_id, traffic_type)
         raise
-
-
-def _countdown(cluster_id: int, traffic_type: str) -> float:
-    """Short normally; long while the gateway receives a burst of changes (see BURST_*)."""
-    client = redis_client()
-    key = f"{key_prefix()}:rate:{cluster_id}:{traffic_type}"
-    burst_key = f"{key_prefix()}:burst:{cluster_id}:{traffic_type}"
-    count, bursting = client.pipeline().incr(key).exists(burst_key).execute()
-    if count == 1:
-        client.expire(key, BURST_WINDOW_SECONDS)
-    if count > BURST_REQUESTS:
-        client.set(burst_key, "1", ex=BURST_HOLD_SECONDS)
-        bursting = True
-    return BURST_COALESCE_SECONDS if bursting else COALESCE_SECONDS

@@ -303,6 +303,7 @@ def claims_on_port(spec: dict[str, Any], clusters: list[Cluster], exclude_servic
         GatewayService.objects.filter(traffic_type=spec["traffic_type"], deleting_at__isnull=True)
         .filter(conflict_candidates(spec))
         .exclude(pk=exclude_service_id)
+        .order_by()
         .values_list(
             "pk",
             "team__slug",
@@ -352,7 +353,8 @@ def conflict_candidates(spec: dict[str, Any]) -> Q:
 
     Narrowed with the columns copied from the current revision, so a create on a gateway port carrying
     thousands of services reads only those whose protocol cannot share the port or whose hosts may overlap.
-    A service whose approved revision differs from its current one is always read (there are few).
+    A service whose approved revision differs from its current one is always read (there are few); its
+    approved revision's port is checked in Python, so the filter never joins the revisions of every row.
     """
     port = spec["port"]
     tls = bool(spec.get("mode"))
@@ -377,16 +379,21 @@ def conflict_candidates(spec: dict[str, Any]) -> Q:
             overlap |= Q(hosts_index__contains=f".{base}|") | Q(hosts_index__contains=f".{base}.|")
             overlap |= Q(hosts_index__contains=f"|{base}|")
     pending_approval = Q(approved_revision__isnull=False) & ~Q(approved_revision=F("current_revision"))
-    return (Q(port=port) & (incompatible | overlap)) | (pending_approval & Q(approved_revision__spec__port=port))
+    return (Q(port=port) & (incompatible | overlap)) | pending_approval
 
 
 def _name_clashes(spec: dict[str, Any], target_clusters: list[Cluster], exclude_service_id: Any) -> list[str]:
     """Port and Secret names join name and namespace with '-': `a-b` in `c` and `a` in `b-c` would collide."""
     joined = f"{spec['name']}-{spec['namespace']}"
+    # Every (name, namespace) split of `joined` at a '-': exact lookups on the unique (namespace, name) index.
+    splits = Q(pk__isnull=True)
+    for i, char in enumerate(joined):
+        if char == "-":
+            splits |= Q(name=joined[:i], namespace=joined[i + 1 :])
     same = (
-        GatewayService.objects.annotate(joined=Concat("name", Value("-"), "namespace"))
-        .filter(joined=joined, deleting_at__isnull=True)
+        GatewayService.objects.filter(splits, deleting_at__isnull=True)
         .exclude(pk=exclude_service_id)
+        .order_by()
         .select_related("team", "current_revision")
     )
     messages = []

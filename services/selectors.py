@@ -21,11 +21,10 @@ def teams_for_user(user) -> QuerySet[Team]:
 
 
 def gateway_services_for_user(user) -> QuerySet[GatewayService]:
-    # The current revision is prefetched, not joined: a page then joins revisions for its own rows only,
-    # instead of every service of the team before sorting and slicing.
-    qs = GatewayService.objects.select_related("team").prefetch_related(
-        "current_revision",
-        Prefetch("statuses", queryset=GatewayServiceStatus.objects.select_related("cluster")),
+    # The current revision is joined: a page is read in (namespace, name) index order and stops after its rows,
+    # so the join touches only the page's revisions. Statuses (several per service) are prefetched.
+    qs = GatewayService.objects.select_related("team", "current_revision").prefetch_related(
+        Prefetch("statuses", queryset=GatewayServiceStatus.objects.select_related("cluster").order_by("cluster__name")),
     )
     if is_platform(user):
         return qs
@@ -68,48 +67,85 @@ def spec_view(spec: dict[str, Any], clusters: dict[str, Cluster]) -> dict[str, A
 
 
 def gateway_service_view(service: GatewayService, context: dict[str, Any] | None = None) -> dict[str, Any]:
+    revision = service.current_revision
+    statuses = [
+        {
+            "cluster": s.cluster.name,
+            "traffic_type": s.traffic_type,
+            "state": s.state,
+            "revision": s.revision,
+            "message": s.message,
+            "updated_at": s.updated_at,
+        }
+        for s in service.statuses.all()
+    ]
+    row = {field: getattr(service, field) for field in _SERVICE_FIELDS}
+    row.update({"id": service.pk, "team__slug": service.team.slug})
+    row.update({f"current_revision__{field}": getattr(revision, field) for field in _REVISION_FIELDS})
+    return _view(row, statuses, context)
+
+
+_SERVICE_FIELDS = ("name", "namespace", "traffic_type", "created_at", "updated_at", "created_by")
+_REVISION_FIELDS = ("spec", "tls_material", "number", "approval", "approval_reference", "certificate")
+_STATUS_FIELDS = ("cluster__name", "traffic_type", "state", "revision", "message", "updated_at")
+
+
+def gateway_service_rows(services: QuerySet[GatewayService]) -> QuerySet:
+    """Services as plain rows for `gateway_service_list_views` (paginate these): no model instances, a list's
+    main cost."""
+    return (
+        services.select_related(None)
+        .prefetch_related(None)
+        .values("id", "team__slug", *_SERVICE_FIELDS, *(f"current_revision__{field}" for field in _REVISION_FIELDS))
+    )
+
+
+def gateway_service_list_views(rows: list[dict[str, Any]], context: dict[str, Any]) -> list[dict[str, Any]]:
+    """The public views of a page of `gateway_service_rows`, with their statuses in one query."""
+    statuses: dict[Any, list[dict[str, Any]]] = {row["id"]: [] for row in rows}
+    if rows:
+        for status in (
+            GatewayServiceStatus.objects.filter(service_id__in=list(statuses))
+            .order_by("cluster__name")
+            .values("service_id", *_STATUS_FIELDS)
+        ):
+            statuses[status.pop("service_id")].append({"cluster": status.pop("cluster__name"), **status})
+    return [_view(row, statuses[row["id"]], context) for row in rows]
+
+
+def _view(row: dict[str, Any], statuses: list[dict[str, Any]], context: dict[str, Any] | None) -> dict[str, Any]:
+    """The one shape of a service in the API, from a flat row (service, team slug, current revision)."""
     context = context if context is not None else {}
     clusters = context.get("clusters_by_name")
     if clusters is None:
         clusters = context["clusters_by_name"] = clusters_by_name()
-    revision = service.current_revision
-    spec = revision.spec
+    spec = row["current_revision__spec"]
     return {
-        "id": str(service.pk),
-        "name": service.name,
-        "team": service.team.slug,
-        "namespace": service.namespace,
+        "id": str(row["id"]),
+        "name": row["name"],
+        "team": row["team__slug"],
+        "namespace": row["namespace"],
         "hosts": spec["hosts"],
         "port": spec["port"],
         "protocol": spec["protocol"],
         "mode": spec.get("mode"),
-        "traffic_type": service.traffic_type,
-        "tls_options": public_tls_options(spec, revision.tls_material),
+        "traffic_type": row["traffic_type"],
+        "tls_options": public_tls_options(spec, row["current_revision__tls_material"]),
         "https_redirect": spec.get("https_redirect", False),
         "min_protocol_version": spec.get("min_protocol_version"),
         "max_protocol_version": spec.get("max_protocol_version"),
         "clusters": spec.get("clusters") or [],
         "cluster_selector": spec.get("cluster_selector"),
         "ticket": spec.get("ticket") or "",
-        "revision": revision.number,
-        "approval": revision.approval,
-        "approval_reference": revision.approval_reference,
+        "revision": row["current_revision__number"],
+        "approval": row["current_revision__approval"],
+        "approval_reference": row["current_revision__approval_reference"],
         **spec_view(spec, clusters),
-        "certificate": revision.certificate,
-        "status": [
-            {
-                "cluster": s.cluster.name,
-                "traffic_type": s.traffic_type,
-                "state": s.state,
-                "revision": s.revision,
-                "message": s.message,
-                "updated_at": _iso(s.updated_at),
-            }
-            for s in service.statuses.all()
-        ],
-        "created_at": _iso(service.created_at),
-        "updated_at": _iso(service.updated_at),
-        "created_by": service.created_by,
+        "certificate": row["current_revision__certificate"],
+        "status": [{**status, "updated_at": _iso(status["updated_at"])} for status in statuses],
+        "created_at": _iso(row["created_at"]),
+        "updated_at": _iso(row["updated_at"]),
+        "created_by": row["created_by"],
     }
 
 

@@ -7,8 +7,9 @@ import time
 import pytest
 from kombu.exceptions import OperationalError
 
-from clusters import converge, enqueue
+from clusters import coalescer, enqueue
 from clusters.tasks import reconcile_gateway
+from gatewayportal.redis import redis_client
 from services.models import GatewayService
 from tests.clusters.builders import sim_cluster
 from tests.factories import api_client, http_service, make_team, make_user
@@ -70,7 +71,7 @@ def test_a_failed_publish_leaves_no_pending_marker_behind(settings, redis_server
 
     monkeypatch.setattr(reconcile_gateway, "apply_async", broker_down)
     enqueue._enqueue([7], "ingress")  # logged, not raised
-    assert not converge.redis_client().exists(enqueue.pending_key(7, "ingress"))
+    assert not redis_client().exists(coalescer.queued_key(7, "ingress"))
 
     monkeypatch.setattr(reconcile_gateway, "apply_async", lambda *args, **kwargs: published.append(args))
     enqueue._enqueue([7], "ingress")

@@ -1,0 +1,76 @@
+"""Queries per API request are bounded and do not grow with the page size or the number of services."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from tests.factories import api_client, http_service, make_cluster, make_team, make_user
+
+pytestmark = pytest.mark.django_db
+
+URL = "/api/v1/gateway-services/"
+LIST_QUERIES = 6  # token, platform role, count, page (service + team + current revision), statuses, clusters
+CREATE_QUERIES = 25
+
+
+@pytest.fixture
+def client():
+    alice = make_user("alice")
+    make_team("payments", members=[alice])
+    make_cluster("prod-eu-1")
+    make_cluster("prod-us-1")
+    return api_client(alice)
+
+
+def create(client, count: int, start: int = 0) -> None:
+    for i in range(start, start + count):
+        name = f"svc{i}"
+        body = http_service(name=name, hosts=[f"{name}.payments.example.com"], clusters=["prod-eu-1", "prod-us-1"])
+        assert client.post(URL, body, format="json").status_code == 201
+
+
+def queries(send) -> tuple[int, object]:
+    with CaptureQueriesContext(connection) as captured:
+        response = send()
+    assert response.status_code < 400, response.content
+    return len(captured.captured_queries), response
+
+
+def test_list_queries_are_constant_in_page_size_and_table_size(client):
+    create(client, 3)
+    small, _ = queries(lambda: client.get(URL, {"page_size": 2}))
+    create(client, 12, start=3)
+    full, response = queries(lambda: client.get(URL, {"page_size": 50}))
+    assert len(response.json()["results"]) == 15
+    assert small == full == LIST_QUERIES
+
+
+def test_a_filtered_list_is_bounded_too(client):
+    create(client, 4)
+    count, response = queries(lambda: client.get(URL, {"cluster": "prod-us-1", "page_size": 3}))
+    assert response.json()["count"] == 4 and len(response.json()["results"]) == 3
+    assert count == LIST_QUERIES
+
+
+def test_list_and_detail_give_the_same_view(client):
+    create(client, 3)
+    listed = client.get(URL).json()["results"]
+    assert [s["name"] for s in listed] == ["svc0", "svc1", "svc2"]
+    for view in listed:
+        detail = client.get(f"{URL}{view['id']}/").json()
+        assert view == detail
+        assert [s["cluster"] for s in view["status"]] == ["prod-eu-1", "prod-us-1"]
+
+
+def test_create_queries_are_bounded_and_do_not_grow_with_the_services_on_the_port(client):
+    create(client, 2)
+    first, _ = queries(
+        lambda: client.post(URL, http_service(name="a1", hosts=["a1.payments.example.com"]), format="json")
+    )
+    create(client, 15, start=2)
+    later, _ = queries(
+        lambda: client.post(URL, http_service(name="a2", hosts=["a2.payments.example.com"]), format="json")
+    )
+    assert first == later <= CREATE_QUERIES
