@@ -434,6 +434,18 @@ def _service_lock(spec: dict[str, Any]) -> None:
     advisory_xact_lock(f"gateway-port:{spec['traffic_type']}:{spec['port']}")
 
 
+def _audit_service(service: GatewayService, *, action: str, **fields: Any) -> None:
+    """An audit event about one gateway service, in the caller's transaction."""
+    audit_record(
+        action=action,
+        object_type="gateway_service",
+        object_id=str(service.pk),
+        object_repr=str(service),
+        team=service.team.slug,
+        **fields,
+    )
+
+
 def _actor_name(user) -> str:
     return getattr(user, "username", "") or "system"
 
@@ -463,12 +475,9 @@ def gateway_service_create(
             apply_set=apply_set,
         )
         revision = _add_revision(service=service, checked=checked, user=user)
-        audit_record(
+        _audit_service(
+            service,
             action="gateway_service.created",
-            object_type="gateway_service",
-            object_id=str(service.pk),
-            object_repr=str(service),
-            team=team.slug,
             ticket=spec["ticket"],
             changes={k: [None, v] for k, v in spec.items()},
             data={"revision": revision.number, "approval": revision.approval}
@@ -528,12 +537,9 @@ def gateway_service_update(
             changes = diff(current.spec, checked.spec)
             if not same_material:
                 changes["tls_material"] = ["[redacted]", "[redacted]"]
-            audit_record(
+            _audit_service(
+                service,
                 action="gateway_service.updated",
-                object_type="gateway_service",
-                object_id=str(service.pk),
-                object_repr=str(service),
-                team=service.team.slug,
                 ticket=checked.spec["ticket"],
                 changes=changes,
                 data={"revision": revision.number, "approval": revision.approval},
@@ -542,12 +548,9 @@ def gateway_service_update(
             return service, checked.warnings
     # Refused outside the rolled-back work, so the refusal itself stays on record.
     with transaction.atomic():
-        audit_record(
+        _audit_service(
+            service,
             action="gateway_service.update_refused",
-            object_type="gateway_service",
-            object_id=str(service.pk),
-            object_repr=str(service),
-            team=service.team.slug,
             ticket=checked.spec["ticket"],
             data={"reason": "ticket_in_use", "pending_revision": refusal.number},
         )
@@ -690,12 +693,9 @@ def _request_removal(service: GatewayService) -> None:
     from gatewayportal.context import current_actor
 
     revision = _add_revision(service=service, checked=checked, user=None, author=current_actor().name)
-    audit_record(
+    _audit_service(
+        service,
         action="gateway_service.deleted",
-        object_type="gateway_service",
-        object_id=str(service.pk),
-        object_repr=str(service),
-        team=service.team.slug,
         changes=diff(current.spec, spec),
         data={"revision": revision.number, "approval": revision.approval},
     )
@@ -707,12 +707,9 @@ def _start_removal(service: GatewayService, *, audit: bool = True) -> None:
     from clusters.enqueue import request_reconcile
 
     if audit:
-        audit_record(
+        _audit_service(
+            service,
             action="gateway_service.deleted",
-            object_type="gateway_service",
-            object_id=str(service.pk),
-            object_repr=str(service),
-            team=service.team.slug,
             ticket=service.current_revision.ticket if service.current_revision else None,
             changes={
                 k: [v, None] for k, v in (service.current_revision.spec if service.current_revision else {}).items()
@@ -734,12 +731,9 @@ def gateway_service_set_apply_set(*, service: GatewayService, apply_set: str) ->
         service = GatewayService.objects.select_for_update().select_related("team").get(pk=service.pk)
         if service.apply_set == apply_set:
             return False
-        audit_record(
+        _audit_service(
+            service,
             action="gateway_service.apply_set_changed",
-            object_type="gateway_service",
-            object_id=str(service.pk),
-            object_repr=str(service),
-            team=service.team.slug,
             changes={"apply_set": [service.apply_set or None, apply_set or None]},
         )
         service.apply_set = apply_set
@@ -783,12 +777,9 @@ def _decide(*, revision: GatewayServiceRevision, approval: str, comment: str) ->
         ):
             service.approved_revision = revision
             service.save(update_fields=["approved_revision", "updated_at"])
-        audit_record(
+        _audit_service(
+            service,
             action=f"gateway_service.{approval}",
-            object_type="gateway_service",
-            object_id=str(service.pk),
-            object_repr=str(service),
-            team=service.team.slug,
             ticket=revision.ticket,
             changes={"approval": [Approval.PENDING, approval]},
             data={"revision": revision.number, "comment": comment},
@@ -901,12 +892,9 @@ def remove_finished_services(service_ids: list[str]) -> None:
     """A service being deleted disappears once no cluster holds its block any more (its audit stays)."""
     finished = GatewayService.objects.filter(id__in=service_ids, deleting_at__isnull=False, statuses__isnull=True)
     for service in finished.select_related("team"):
-        audit_record(
+        _audit_service(
+            service,
             action="gateway_service.removed",
-            object_type="gateway_service",
-            object_id=str(service.id),
-            object_repr=str(service),
-            team=service.team.slug,
             data={"message": "removed from every cluster"},
         )
         service.delete()
