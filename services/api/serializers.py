@@ -46,7 +46,7 @@ class UpperChoiceField(serializers.ChoiceField):
             data = self.canonical(data.strip())
         if data == "" and self.allow_blank:
             return ""
-        if data not in self.choices:
+        if not isinstance(data, str) or data not in self.choices:  # a list or object is unhashable
             self.fail("invalid_choice", input=data)
         return data
 
