@@ -205,7 +205,9 @@ PLATFORM_CASES += [("post", "/api/v1/clusters/", CLUSTER, ("labels", "env"))]
 
 
 @pytest.mark.parametrize(
-    ("method", "target", "base", "path"), PLATFORM_CASES, ids=[f"{m}:{p}:{'.'.join(f)}" for m, p, _, f in PLATFORM_CASES]
+    ("method", "target", "base", "path"),
+    PLATFORM_CASES,
+    ids=[f"{m}:{p}:{'.'.join(f)}" for m, p, _, f in PLATFORM_CASES],
 )
 def test_platform_writes_refuse_wrong_types(world, method, target, base, path):
     target = target.format(pending=world["pending"])
@@ -224,7 +226,13 @@ def test_platform_writes_refuse_wrong_types(world, method, target, base, path):
 def test_generic_webhook_refuses_wrong_types(world, path):
     from django.test import Client
 
-    base = {"event": "ticket.created", "ticket": "OPS-9", "actor": "ops", "comment": "ok", "gateway_service": http_service(name="filed")}
+    base = {
+        "event": "ticket.created",
+        "ticket": "OPS-9",
+        "actor": "ops",
+        "comment": "ok",
+        "gateway_service": http_service(name="filed"),
+    }
     counter = iter(range(10_000))
 
     @SETTINGS
