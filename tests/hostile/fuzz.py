@@ -114,7 +114,9 @@ def _wrong_types(strategy):
     """Schema-valid cases with one body field (at any depth) replaced by a value of another JSON type."""
     from hypothesis import strategies as st
 
-    scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=8))
+    scalars = st.one_of(
+        st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=8)
+    )
     wrong = st.one_of(scalars, st.lists(scalars, max_size=3), st.dictionaries(st.text(max_size=5), scalars, max_size=3))
 
     def paths(body: Any, prefix: tuple = ()) -> list[tuple]:

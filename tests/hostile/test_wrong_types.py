@@ -20,7 +20,9 @@ from tests.certs import make_ca, make_cert
 from tests.factories import api_client, http_service, make_cluster, make_team, make_user
 from tests.ticketing.helpers import GENERIC_SECRET, make_pending_revision, standard_headers, url
 
-SCALARS = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=8))
+SCALARS = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=8)
+)
 WRONG = st.one_of(
     SCALARS,
     st.lists(SCALARS, max_size=3),
