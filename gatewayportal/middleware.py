@@ -1,7 +1,10 @@
+import logging
 import re
 import uuid
 
 from gatewayportal.context import acting_as
+
+logger = logging.getLogger("django.request")
 
 # Accept a caller's id when it is a sane token; anything else is replaced, never echoed.
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -62,3 +65,30 @@ class ActorMiddleware:
             # Set at SSO login (services.identity.views): the IdP identity behind a session.
             set_actor_name(request.user.get_username(), identity=request.session.get("gp_identity"))
         return self.get_response(request)
+
+
+class APIErrorMiddleware:
+    """An unexpected error under /api/ answers a generic JSON 500, whatever DEBUG says.
+
+    Django's debug page shows the request (its body, with any private key in it) and the settings; an API client
+    gets `{"detail": ..., "request_id": ...}` and the traceback goes to the log only. Last in MIDDLEWARE, so it
+    sees every exception a view raises.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if not request.path.startswith("/api/"):
+            return None
+        from django.http import JsonResponse
+
+        request_id = getattr(request, "request_id", "")
+        logger.error("Internal Server Error: %s", request.path, exc_info=exception)
+        return JsonResponse(
+            {"detail": "Internal server error; it is logged under this request id.", "request_id": request_id},
+            status=500,
+        )

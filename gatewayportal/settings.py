@@ -54,6 +54,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
+    "gatewayportal.middleware.APIErrorMiddleware",
     # Last, as django-axes asks: answers a locked-out login.
     "axes.middleware.AxesMiddleware",
 ]
@@ -228,6 +229,9 @@ CERT_EXPIRY_WARNING_DAYS = env.int("CERT_EXPIRY_WARNING_DAYS", default=30)
 # The bytes of server blocks the portal lets into one Gateway, checked at request time (teams get a share of it).
 # Below the 1 MiB Kubernetes object limit the planner enforces, to leave room for the platform's own servers.
 GATEWAY_BYTE_BUDGET = env.int("GATEWAY_BYTE_BUDGET", default=960 * 1024)
+
+# Every tls_secret_path file (cert, key, CA) must sit under this directory of the gateway pod.
+TLS_SECRET_PATH_PREFIX = env("TLS_SECRET_PATH_PREFIX", default="/etc/istio/")
 # Audit retention: unset keeps every event forever; dropped events are archived here first.
 AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=None)
 AUDIT_ARCHIVE_DIR = Path(env("AUDIT_ARCHIVE_DIR", default=str(BASE_DIR / "var" / "audit-archive")))

@@ -91,7 +91,9 @@ def check_spec(
     exclude_service_id: Any = None,
 ) -> Checked:
     """Every rule a service must pass before it is stored: shape, Istio, tenancy, certificate, conflicts."""
-    errors = validation.validate_spec(spec, has_tls_material=material is not None)
+    errors = validation.validate_spec(
+        spec, has_tls_material=material is not None, tls_path_prefix=settings.TLS_SECRET_PATH_PREFIX
+    )
     _merge(
         errors,
         validation.validate_tenancy(
@@ -355,31 +357,60 @@ def conflict_candidates(spec: dict[str, Any]) -> Q:
     thousands of services reads only those whose protocol cannot share the port or whose hosts may overlap.
     A service whose approved revision differs from its current one is always read (there are few); its
     approved revision's port is checked in Python, so the filter never joins the revisions of every row.
+
+    The host test runs here in Python over the port's `hosts_index` column (one small read), not as one SQL
+    condition per host and label: that grew with hosts x labels and broke SQLite's expression limit.
     """
     port = spec["port"]
     tls = bool(spec.get("mode"))
     incompatible = Q(mode="") if tls else ~Q(mode="") | ~Q(protocol__in=validation.PORTAL_HTTP_FAMILY)
     if not tls and spec["protocol"] not in validation.PORTAL_HTTP_FAMILY:
         incompatible = EVERY_SERVICE
-    overlap = Q(hosts_index__contains="|*|")
-    for host in spec["hosts"]:
-        name = normal_host(host)
-        if name == "*":
-            overlap = EVERY_SERVICE
-            break
-        labels = name.split(".")
-        overlap |= Q(hosts_index__contains=f"|{name}|") | Q(hosts_index__contains=f"|{name}.|")
-        # Their wildcards that may cover this host (or this wildcard).
-        for i in range(1, len(labels)):
-            suffix = ".".join(labels[i:])
-            overlap |= Q(hosts_index__contains=f"|*.{suffix}|") | Q(hosts_index__contains=f"|*.{suffix}.|")
-        if name.startswith("*."):
-            # Their hosts this wildcard may cover.
-            base = name[2:]
-            overlap |= Q(hosts_index__contains=f".{base}|") | Q(hosts_index__contains=f".{base}.|")
-            overlap |= Q(hosts_index__contains=f"|{base}|")
-    pending_approval = Q(approved_revision__isnull=False) & ~Q(approved_revision=F("current_revision"))
-    return (Q(port=port) & (incompatible | overlap)) | pending_approval
+    # Read whatever their port: the approved revision's port is checked in Python by the caller.
+    pending = Q(approved_revision__isnull=False) & ~Q(approved_revision=F("current_revision"))
+    keys = _HostKeys.of(spec["hosts"])
+    if keys is None or incompatible is EVERY_SERVICE:
+        return Q(port=port) | pending
+    rows = GatewayService.objects.filter(port=port).exclude(incompatible).values_list("pk", "hosts_index")
+    overlapping = [pk for pk, index in rows.iterator() if keys.may_overlap(index)]
+    return (Q(port=port) & (incompatible | Q(pk__in=overlapping))) | pending
+
+
+@dataclass(frozen=True)
+class _HostKeys:
+    """What a stored `hosts_index` ('|host|host|', lower case) must hold to possibly overlap some hosts."""
+
+    names: frozenset[str]  # a stored host equal to one of these (trailing dot ignored)
+    suffixes: frozenset[str]  # a stored host ending with '.' + one of these (hosts a wildcard of ours covers)
+
+    @classmethod
+    def of(cls, hosts: list[str]) -> _HostKeys | None:
+        """None when a host is '*': every service on the port is a candidate."""
+        names, suffixes = {"*"}, set()
+        for host in hosts:
+            name = normal_host(host)
+            if name == "*":
+                return None
+            names.add(name)
+            labels = name.split(".")
+            # Their wildcards that may cover this host (or this wildcard).
+            names.update("*." + ".".join(labels[i:]) for i in range(1, len(labels)))
+            if name.startswith("*."):
+                # Their hosts this wildcard may cover.
+                names.add(name[2:])
+                suffixes.add(name[2:])
+        return cls(frozenset(names), frozenset(suffixes))
+
+    def may_overlap(self, hosts_index: str) -> bool:
+        for stored in hosts_index.strip("|").split("|"):
+            name = normal_host(stored)
+            if name in self.names:
+                return True
+            if self.suffixes:
+                parts = name.split(".")
+                if any(".".join(parts[i:]) in self.suffixes for i in range(1, len(parts))):
+                    return True
+        return False
 
 
 def _name_clashes(spec: dict[str, Any], target_clusters: list[Cluster], exclude_service_id: Any) -> list[str]:
@@ -456,7 +487,10 @@ def gateway_service_create(
     spec, material = split_input(data)
     with transaction.atomic():
         _service_lock(spec)
-        if GatewayService.objects.filter(namespace=spec["namespace"], name=spec["name"]).exists():
+        # Only in the team's own namespaces: elsewhere the tenancy check (in check_spec) answers first, so a caller
+        # cannot learn which names exist in namespaces that are not theirs.
+        in_own_namespace = spec["namespace"] in team.namespaces
+        if in_own_namespace and GatewayService.objects.filter(namespace=spec["namespace"], name=spec["name"]).exists():
             raise DomainError(
                 {
                     "name": [

@@ -24,6 +24,14 @@ DOMAIN = re.compile(r"(?=.{1,253}\Z)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)(\.[a-z0
 SECRET_NAME = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?\Z"
 ABSOLUTE_PATH = r"^/\S+\Z"
 SLUG = r"^[-a-zA-Z0-9_]+\Z"
+# A Kubernetes label name or value (value also may be empty, but the portal asks for one): at most 63 characters.
+LABEL_NAME = r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?\Z"
+_LABEL_PREFIX = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+
+# Bounds on lists and maps: a request is never stored big.
+MAX_HOSTS = 100
+MAX_CLUSTERS = 100
+MAX_LABELS = 32
 
 REQUIRED = "This field is required."
 NULL = "This field may not be null."
@@ -148,12 +156,17 @@ class List(Field):
     allow_empty: bool = True
     max_length: int | None = None
 
+    unique: bool = False  # duplicates are dropped (first one kept)
+
     def convert(self, data: Any, partial: bool) -> list[Any]:
         if isinstance(data, str | Mapping) or not hasattr(data, "__iter__"):
             raise _Invalid([f'Expected a list of items but got type "{type(data).__name__}".'])
         data = list(data)
         if not self.allow_empty and not data:
             raise _Invalid(["This list may not be empty."])
+        if self.max_length is not None and len(data) > self.max_length:
+            # Before the items are looked at: a list of 100,000 costs no more than one of 101.
+            raise _Invalid([f"Ensure this field has no more than {self.max_length} elements."])
         result, errors = [], {}
         for index, item in enumerate(data):
             try:
@@ -162,9 +175,7 @@ class List(Field):
                 errors[index] = exc.detail
         if errors:
             raise _Invalid(errors)
-        if self.max_length is not None and len(result) > self.max_length:
-            raise _Invalid([f"Ensure this field has no more than {self.max_length} elements."])
-        return result
+        return list(dict.fromkeys(result)) if self.unique else result
 
 
 @dataclass(frozen=True)
@@ -183,6 +194,50 @@ class Dict(Field):
         if errors:
             raise _Invalid(errors)
         return result
+
+
+def label_problem(key: str, value: str) -> str | None:
+    """Kubernetes label syntax: `[prefix/]name` keys (prefix a DNS subdomain) and values of at most 63 characters
+    of letters, digits, '-', '_' and '.', starting and ending with a letter or digit."""
+    prefix, slash, name = key.rpartition("/")
+    if slash and not (len(prefix) <= 253 and _LABEL_PREFIX.fullmatch(prefix)):
+        return "The key's prefix (before '/') must be a DNS subdomain of at most 253 characters."
+    if len(name) > 63 or not re.match(LABEL_NAME, name):
+        return (
+            "Not a Kubernetes label key: at most 63 letters, digits, '-', '_' or '.', starting and ending with a "
+            "letter or digit, optionally after a DNS subdomain and '/'."
+        )
+    if not re.match(LABEL_NAME, value):
+        return (
+            "Not a Kubernetes label value: at most 63 letters, digits, '-', '_' or '.', starting and ending with a "
+            "letter or digit."
+        )
+    return None
+
+
+@dataclass(frozen=True)
+class Labels(Dict):
+    """A map of Kubernetes labels (a cluster's labels, a selector): at most `max_items`, label syntax."""
+
+    child: Field = field(default_factory=lambda: Text(max_length=63))
+    max_items: int = MAX_LABELS
+
+    def convert(self, data: Any, partial: bool) -> dict[str, Any]:
+        if isinstance(data, dict) and len(data) > self.max_items:
+            raise _Invalid([f"Ensure this field has no more than {self.max_items} labels."])
+        result = super().convert(data, partial)
+        errors = {key: [problem] for key, value in result.items() if (problem := label_problem(key, value))}
+        if errors:
+            raise _Invalid(errors)
+        return result
+
+
+def check_labels(data: Any) -> dict[str, Any]:
+    """`Labels` for callers outside this module (the clusters API); DomainError with the API's 400 shape."""
+    try:
+        return Labels().convert(data, partial=False)
+    except _Invalid as exc:
+        raise DomainError(exc.detail)
 
 
 @dataclass(frozen=True)
@@ -263,7 +318,7 @@ GATEWAY_SERVICE = Object(
             invalid='Enter a valid "slug" consisting of letters, numbers, underscores or hyphens.',
         ),
         "namespace": Text(max_length=63),
-        "hosts": List(child=Text(max_length=255), allow_empty=False, max_length=100),
+        "hosts": List(child=Text(max_length=255), allow_empty=False, max_length=MAX_HOSTS),
         "port": Integer(invalid="A port number between 1 and 65535."),
         "protocol": Choice(choices=tuple(Protocol.values)),
         "mode": Choice(required=False, allow_null=True, choices=tuple(TLSMode.values)),
@@ -272,8 +327,8 @@ GATEWAY_SERVICE = Object(
         "https_redirect": Boolean(required=False, default=False),
         "min_protocol_version": Choice(required=False, allow_null=True, choices=tuple(TLSProtocolVersion.values)),
         "max_protocol_version": Choice(required=False, allow_null=True, choices=tuple(TLSProtocolVersion.values)),
-        "clusters": List(required=False, default=list, child=Text(max_length=63)),
-        "cluster_selector": Dict(required=False, allow_null=True, default=None, child=Text(max_length=63)),
+        "clusters": List(required=False, default=list, child=Text(max_length=63), max_length=MAX_CLUSTERS, unique=True),
+        "cluster_selector": Labels(required=False, allow_null=True, default=None),
         "ticket": Text(required=False, max_length=100, allow_blank=True, default=""),
     },
     # What the API answers with may be sent back as it is: these read-only fields are dropped.

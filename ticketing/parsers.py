@@ -73,7 +73,7 @@ def parse_generic(payload: Any, *, delivery_id: str) -> TicketEvent:
     "gateway_service"?}`; `revisions` lists approval references."""
     body = _require_object(payload)
     event = body.get("event")
-    if event not in GENERIC_EVENTS:
+    if not isinstance(event, str) or event not in GENERIC_EVENTS:
         raise MalformedPayload({"event": [f"Unknown event {event!r}; accepted: {', '.join(sorted(GENERIC_EVENTS))}."]})
     kind = GENERIC_EVENTS[event]
     ticket = _ticket(body.get("ticket"), "ticket")
@@ -158,7 +158,9 @@ def _jira_transition(
     rejected: Iterable[str],
     references: tuple[str, ...],
 ) -> TicketEvent:
-    items = (data.get("changelog") or {}).get("items") or []
+    changelog = data.get("changelog")
+    items = changelog.get("items") if isinstance(changelog, dict) else None
+    items = items if isinstance(items, list) else []
     statuses = [i.get("toString") for i in items if isinstance(i, dict) and i.get("field") == "status"]
     if not statuses or not isinstance(statuses[-1], str):
         return TicketEvent(IGNORED, ticket, delivery_id, actor=actor, reason="The update changes no status.")
@@ -171,7 +173,8 @@ def _jira_transition(
 
 def _jira_request(issue: dict[str, Any], *, ticket: str, actor: str, delivery_id: str) -> TicketEvent:
     fields = issue.get("fields") or {}
-    if JIRA_REQUEST_LABEL not in (fields.get("labels") or []):
+    labels = fields.get("labels")
+    if not isinstance(labels, list) or JIRA_REQUEST_LABEL not in labels:
         return TicketEvent(
             IGNORED, ticket, delivery_id, actor=actor, reason=f"Issue has no {JIRA_REQUEST_LABEL!r} label."
         )

@@ -6,8 +6,11 @@ from typing import Any
 
 from rest_framework import serializers
 
+from clusters.health import summary_for_teams
 from clusters.models import Cluster
+from gatewayportal.exceptions import DomainError
 from gatewayportal.roles import is_platform
+from services import specs
 
 # Connection details only platform engineers see (the secrets themselves are never returned).
 PLATFORM_ONLY_FIELDS = ("api_server", "ca_cert")
@@ -29,7 +32,11 @@ class ClusterSerializer(serializers.ModelSerializer):
         trim_whitespace=False,
         style={"base_template": "textarea.html"},
     )
-    labels = serializers.DictField(child=serializers.CharField(max_length=63), required=False)
+    labels = serializers.DictField(
+        child=serializers.CharField(max_length=63),
+        required=False,
+        help_text=f"Kubernetes labels (label syntax); at most {specs.MAX_LABELS}.",
+    )
     health = serializers.SerializerMethodField()
 
     class Meta:
@@ -53,12 +60,22 @@ class ClusterSerializer(serializers.ModelSerializer):
         extra_kwargs = {"api_server": {"required": False}, "ca_cert": {"required": False}}
 
     def get_health(self, cluster: Cluster) -> dict[str, Any]:
+        request = self.context.get("request")
+        message = cluster.health_message
+        if request is None or not is_platform(request.user):
+            message = summary_for_teams(message)
         return {
             "reachable": cluster.reachable,
             "checked_at": cluster.checked_at,
-            "message": cluster.health_message,
+            "message": message,
             "istio_api_version": cluster.istio_api_version,
         }
+
+    def validate_labels(self, labels: dict[str, str]) -> dict[str, str]:
+        try:
+            return specs.check_labels(labels)
+        except DomainError as exc:
+            raise serializers.ValidationError(exc.errors)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         creating = self.instance is None

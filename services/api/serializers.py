@@ -31,6 +31,9 @@ User = get_user_model()
 FULL_DNS_LABEL = r"\A[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z"
 FULL_DNS_SUBDOMAIN = r"\A[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\Z"
 
+MAX_TEAM_NAMESPACES = 100
+MAX_TEAM_DOMAINS = 100
+
 
 class UpperChoiceField(serializers.ChoiceField):
     """A choice accepted in any case, stored and shown in its canonical case."""
@@ -44,7 +47,7 @@ class UpperChoiceField(serializers.ChoiceField):
             data = self.canonical(data.strip())
         if data == "" and self.allow_blank:
             return ""
-        if data not in self.choices:
+        if not isinstance(data, str) or data not in self.choices:  # a list or object is unhashable
             self.fail("invalid_choice", input=data)
         return data
 
@@ -95,8 +98,11 @@ class TeamSerializer(StrictFieldsMixin, serializers.ModelSerializer):
             DNS_LABEL, max_length=63, error_messages={"invalid": "Each namespace must be a DNS-1123 label."}
         ),
         allow_empty=False,
+        max_length=MAX_TEAM_NAMESPACES,
     )
-    allowed_domains = serializers.ListField(child=serializers.CharField(max_length=253), allow_empty=True)
+    allowed_domains = serializers.ListField(
+        child=serializers.CharField(max_length=253), allow_empty=True, max_length=MAX_TEAM_DOMAINS
+    )
     members = serializers.SlugRelatedField(
         many=True, slug_field="username", queryset=User.objects.all(), required=False
     )
@@ -251,7 +257,9 @@ class GatewayServiceSerializer(serializers.Serializer):
     )
     team = serializers.SlugField(required=False, help_text="Team slug; may be omitted when the caller has one team.")
     namespace = serializers.CharField(max_length=63)
-    hosts = serializers.ListField(child=serializers.CharField(max_length=255), allow_empty=False, max_length=100)
+    hosts = serializers.ListField(
+        child=serializers.CharField(max_length=255), allow_empty=False, max_length=specs.MAX_HOSTS
+    )
     port = serializers.IntegerField(
         error_messages={"invalid": "A port number between 1 and 65535."},
     )
@@ -262,9 +270,26 @@ class GatewayServiceSerializer(serializers.Serializer):
     https_redirect = serializers.BooleanField(required=False, default=False)
     min_protocol_version = UpperChoiceField(TLSProtocolVersion.values, required=False, allow_null=True)
     max_protocol_version = UpperChoiceField(TLSProtocolVersion.values, required=False, allow_null=True)
-    clusters = serializers.ListField(child=serializers.CharField(max_length=63), required=False, default=list)
+    clusters = serializers.ListField(
+        child=serializers.CharField(max_length=63),
+        required=False,
+        default=list,
+        max_length=specs.MAX_CLUSTERS,
+        help_text=f"Cluster names; duplicates are dropped; at most {specs.MAX_CLUSTERS}.",
+    )
     cluster_selector = serializers.DictField(
-        child=serializers.CharField(max_length=63), required=False, allow_null=True, default=None
+        child=serializers.RegexField(
+            specs.LABEL_NAME,
+            max_length=63,
+            error_messages={
+                "invalid": "Not a Kubernetes label value: at most 63 letters, digits, '-', '_' or '.', starting and "
+                "ending with a letter or digit."
+            },
+        ),
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text=f"Kubernetes labels a cluster must carry; at most {specs.MAX_LABELS}.",
     )
     ticket = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
 

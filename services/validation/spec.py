@@ -5,6 +5,7 @@ The vocabulary (protocols, TLS modes, traffic types, TLS versions) is `services.
 
 from __future__ import annotations
 
+import posixpath
 import re
 from typing import Any
 
@@ -42,12 +43,13 @@ def portal_host_problem(host: Any) -> str | None:
     return dns_name_problem(host)
 
 
-def validate_spec(spec: dict, *, has_tls_material: bool) -> dict:
+def validate_spec(spec: dict, *, has_tls_material: bool, tls_path_prefix: str = "/") -> dict:
     """The portal's rules on a normalised snake_case spec; DRF-shaped errors, empty when valid.
 
     `has_tls_material` says whether certificate and key for a `tls_secret` were supplied (they are stored
     apart from the spec). The CA of a MUTUAL `tls_secret` is checked here only when the material is inline in
-    `tls_options.tls_secret`; otherwise `certificates.check_tls_material` requires it.
+    `tls_options.tls_secret`; otherwise `certificates.check_tls_material` requires it. `tls_path_prefix` is the
+    directory every `tls_secret_path` file must sit under (the platform's TLS_SECRET_PATH_PREFIX).
     """
     errors: dict = {}
     _check_identity(spec, errors)
@@ -57,7 +59,7 @@ def validate_spec(spec: dict, *, has_tls_material: bool) -> dict:
     if protocol in PORTAL_PLAINTEXT:
         _check_plaintext(spec, errors)
     elif protocol in TLS_BEARING and spec.get("mode") in PORTAL_TLS_MODES:
-        tls_errors = _tls_options_errors(spec, has_tls_material=has_tls_material)
+        tls_errors = _tls_options_errors(spec, has_tls_material=has_tls_material, path_prefix=tls_path_prefix)
         if tls_errors:
             errors["tls_options"] = tls_errors
     _check_versions(spec, errors)
@@ -141,7 +143,7 @@ def _check_plaintext(spec: dict, errors: dict) -> None:
             )
 
 
-def _tls_options_errors(spec: dict, *, has_tls_material: bool) -> dict:
+def _tls_options_errors(spec: dict, *, has_tls_material: bool, path_prefix: str) -> dict:
     mode = spec["mode"]
     options = spec.get("tls_options") or {}
     if not isinstance(options, dict):
@@ -170,12 +172,18 @@ def _tls_options_errors(spec: dict, *, has_tls_material: bool) -> dict:
                 )
     if "tls_secret_ref" in present and mode != "SIMPLE":
         add_error(errors, "tls_secret_ref", f"tls_secret_ref is supported only with mode SIMPLE, not {mode}")
-    _merge_source_errors(errors, options, present, mode, has_tls_material)
+    _merge_source_errors(errors, options, present, mode, has_tls_material, path_prefix)
     return errors
 
 
-def _merge_source_errors(errors: dict, options: dict, present: list[str], mode: str, has_material: bool) -> None:
-    checks = {"tls_secret": _tls_secret_errors, "tls_secret_ref": _secret_ref_errors, "tls_secret_path": _path_errors}
+def _merge_source_errors(
+    errors: dict, options: dict, present: list[str], mode: str, has_material: bool, path_prefix: str
+) -> None:
+    checks = {
+        "tls_secret": _tls_secret_errors,
+        "tls_secret_ref": _secret_ref_errors,
+        "tls_secret_path": lambda paths, mode, _: _path_errors(paths, mode, path_prefix),
+    }
     for source in present:
         value = options[source]
         if not isinstance(value, dict):
@@ -219,7 +227,7 @@ def _secret_ref_errors(ref: dict, mode: str, has_material: bool) -> dict:
     }
 
 
-def _path_errors(paths: dict, mode: str, has_material: bool) -> dict:
+def _path_errors(paths: dict, mode: str, prefix: str) -> dict:
     errors: dict = {}
     for field in ("cert_path", "key_path", "ca_cert_path"):
         value = paths.get(field)
@@ -229,11 +237,23 @@ def _path_errors(paths: dict, mode: str, has_material: bool) -> dict:
                     errors, field, "mode MUTUAL needs ca_cert_path: the CA bundle path mounted in the gateway pod"
                 )
             continue
-        if not isinstance(value, str) or not value.startswith("/") or value.endswith("/"):
-            add_error(
-                errors, field, f"{value!r} is not a file path; give an absolute path such as '/etc/istio/certs/tls.crt'"
-            )
+        problem = tls_path_problem(value, prefix)
+        if problem:
+            add_error(errors, field, problem)
     return errors
+
+
+def tls_path_problem(value: Any, prefix: str) -> str | None:
+    """A file the gateway pod reads: absolute, normalized, no '..', under the platform's `prefix` directory."""
+    example = posixpath.join(prefix, "certs/tls.crt")
+    if not isinstance(value, str) or not value.startswith("/") or value.endswith("/"):
+        return f"{value!r} is not a file path; give an absolute path such as {example!r}"
+    if ".." in value.split("/") or posixpath.normpath(value) != value:
+        return f"{value!r} is not a normalized path; give it without '..', '.' or '//', such as {example!r}"
+    directory = prefix.rstrip("/") + "/"
+    if not value.startswith(directory):
+        return f"{value!r} is outside {directory}; TLS files must sit under it, such as {example!r}"
+    return None
 
 
 def _check_versions(spec: dict, errors: dict) -> None:

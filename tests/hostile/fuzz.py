@@ -6,12 +6,15 @@ and drops its own database, like the test runner, and queues reconciles on its o
 
 Each operation is exercised with schema-valid (positive) and schema-invalid (negative) requests, with generated
 path parameters and with the ids of real objects (the caller's own and another team's), as a team member and as
-a platform engineer. Checks: no 5xx, responses match their documented schema, status codes are documented.
+a platform engineer. A third variant, "wrong types", takes schema-valid bodies and replaces one field (nested
+ones included) with a value of another JSON type: a list, an object, a number, a boolean, null or a string.
+Checks: no 5xx, responses match their documented schema, status codes are documented.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -98,10 +101,47 @@ def fuzz(schema, world, *, examples: int, tokens: list[str], report: Report | No
         targets = [None, *known_path_parameters(world)] if needs_path else [None]
         for token in tokens:
             headers = {"Authorization": f"Token {token}"}
-            for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+            for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE, WRONG_TYPES):
                 for path_parameters in targets:
                     _exercise(operation, mode, headers, path_parameters, examples, report)
     return report
+
+
+WRONG_TYPES = "wrong types"
+
+
+def _wrong_types(strategy):
+    """Schema-valid cases with one body field (at any depth) replaced by a value of another JSON type."""
+    from hypothesis import strategies as st
+
+    scalars = st.one_of(
+        st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=8)
+    )
+    wrong = st.one_of(scalars, st.lists(scalars, max_size=3), st.dictionaries(st.text(max_size=5), scalars, max_size=3))
+
+    def paths(body: Any, prefix: tuple = ()) -> list[tuple]:
+        found = []
+        if isinstance(body, dict):
+            for key, value in body.items():
+                found += [(*prefix, key), *paths(value, (*prefix, key))]
+        return found
+
+    def replaced(case, path: tuple, value: Any):
+        body = json.loads(json.dumps(case.body))
+        target = body
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = value
+        case.body = body
+        return case
+
+    def mutate(case):
+        candidates = paths(case.body) if isinstance(case.body, dict) else []
+        if not candidates:
+            return st.just(case)
+        return st.tuples(st.sampled_from(candidates), wrong).map(lambda pv: replaced(case, *pv))
+
+    return strategy.flatmap(mutate)
 
 
 def _operations(schema) -> Iterator[Any]:
@@ -110,12 +150,16 @@ def _operations(schema) -> Iterator[Any]:
 
 
 def _exercise(operation, mode, headers, path_parameters, examples: int, report: Report) -> None:
+    from schemathesis import GenerationMode
     from schemathesis.core.failures import FailureGroup
 
     wanted = _path_subset(operation, path_parameters)
     if path_parameters is not None and wanted is None:
         return
-    strategy = operation.as_strategy(generation_mode=mode, path_parameters=wanted)
+    if mode == WRONG_TYPES:
+        strategy = _wrong_types(operation.as_strategy(generation_mode=GenerationMode.POSITIVE, path_parameters=wanted))
+    else:
+        strategy = operation.as_strategy(generation_mode=mode, path_parameters=wanted)
 
     @hypothesis.settings(
         max_examples=examples,

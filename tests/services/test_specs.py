@@ -33,7 +33,10 @@ def _reference() -> type[serializers.Serializer]:
 def _drf(payload: Any, partial: bool) -> tuple[bool, Any]:
     serializer = _reference()(data=payload, partial=partial)
     if serializer.is_valid():
-        return True, json.loads(json.dumps(serializer.validated_data))
+        data = json.loads(json.dumps(serializer.validated_data))
+        if "clusters" in data:  # services.specs drops duplicate cluster names, which a ListField cannot say
+            data["clusters"] = list(dict.fromkeys(data["clusters"]))
+        return True, data
     return False, json.loads(json.dumps(serializer.errors))
 
 
