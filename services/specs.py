@@ -183,6 +183,13 @@ class Dict(Field):
     child: Field = field(default_factory=Text)
 
     def convert(self, data: Any, partial: bool) -> dict[str, Any]:
+        result, errors = self.items(data, partial)
+        if errors:
+            raise _Invalid(errors)
+        return result
+
+    def items(self, data: Any, partial: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The items the child accepts, and the errors of the others."""
         if not isinstance(data, dict):
             raise _Invalid([f'Expected a dictionary of items but got type "{type(data).__name__}".'])
         result, errors = {}, {}
@@ -191,9 +198,7 @@ class Dict(Field):
                 result[str(key)] = self.child.run(value, partial)
             except _Invalid as exc:
                 errors[str(key)] = exc.detail
-        if errors:
-            raise _Invalid(errors)
-        return result
+        return result, errors
 
 
 def label_problem(key: str, value: str) -> str | None:
@@ -225,8 +230,8 @@ class Labels(Dict):
     def convert(self, data: Any, partial: bool) -> dict[str, Any]:
         if isinstance(data, dict) and len(data) > self.max_items:
             raise _Invalid([f"Ensure this field has no more than {self.max_items} labels."])
-        result = super().convert(data, partial)
-        errors = {key: [problem] for key, value in result.items() if (problem := label_problem(key, value))}
+        result, errors = self.items(data, partial)
+        errors.update({key: [problem] for key, value in result.items() if (problem := label_problem(key, value))})
         if errors:
             raise _Invalid(errors)
         return result

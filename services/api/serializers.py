@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.contrib.auth import get_user_model
+from django.core.validators import RegexValidator
 from rest_framework import serializers
 from rest_framework.validators import UniqueValidator
 
@@ -278,13 +279,16 @@ class GatewayServiceSerializer(serializers.Serializer):
         help_text=f"Cluster names; duplicates are dropped; at most {specs.MAX_CLUSTERS}.",
     )
     cluster_selector = serializers.DictField(
-        child=serializers.RegexField(
-            specs.LABEL_NAME,
+        # A validator, not RegexField: its "invalid" message would also answer a value that is not a string.
+        child=serializers.CharField(
             max_length=63,
-            error_messages={
-                "invalid": "Not a Kubernetes label value: at most 63 letters, digits, '-', '_' or '.', starting and "
-                "ending with a letter or digit."
-            },
+            validators=[
+                RegexValidator(
+                    specs.LABEL_NAME,
+                    message="Not a Kubernetes label value: at most 63 letters, digits, '-', '_' or '.', starting and "
+                    "ending with a letter or digit.",
+                )
+            ],
         ),
         required=False,
         allow_null=True,
