@@ -31,9 +31,7 @@ def live_servers(*, cluster: Cluster, traffic_type: str, teams: list[Any] | None
         "servers": [],
     }
     try:
-        client = kube.client_for(cluster)
-        client.remember_istio_api_version(cluster.istio_api_version)
-        live = client.get_gateway(namespace, name)
+        _, live = _read_gateway(cluster, namespace, name)
     except kube.KubeError as exc:
         answer["message"] = exc.message
         return answer
@@ -70,9 +68,7 @@ def gateway_view(*, cluster: Cluster, traffic_type: str) -> dict[str, Any]:
         "last_message": state.last_message,
     }
     try:
-        client = kube.client_for(cluster)
-        client.remember_istio_api_version(cluster.istio_api_version)
-        live = client.get_gateway(namespace, name)
+        client, live = _read_gateway(cluster, namespace, name)
         desired = collect_desired(cluster, traffic_type)
         settings_ = gateway_settings(cluster, traffic_type)
         facts = read_facts(client, desired.items, settings_, state, verify_all=False)
@@ -120,9 +116,7 @@ def live_diff(*, cluster: Cluster, traffic_type: str, server: dict[str, Any], se
         "conflicts": [],
     }
     try:
-        client = kube.client_for(cluster)
-        client.remember_istio_api_version(cluster.istio_api_version)
-        live = client.get_gateway(namespace, name)
+        _, live = _read_gateway(cluster, namespace, name)
     except kube.KubeError as exc:
         answer["message"] = exc.message
         return answer
@@ -157,3 +151,10 @@ def _current_port_name(service_id: str | None) -> str | None:
     if service is None or service.current_revision is None:
         return None
     return port_name(service.current_revision.spec)
+
+
+def _read_gateway(cluster: Cluster, namespace: str, name: str) -> tuple[kube.KubeClient, dict[str, Any]]:
+    """A client for the cluster and its live Gateway (raises kube.KubeError)."""
+    client = kube.client_for(cluster)
+    client.remember_istio_api_version(cluster.istio_api_version)
+    return client, client.get_gateway(namespace, name)

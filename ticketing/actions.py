@@ -27,7 +27,8 @@ from ticketing.selectors import ticketing_source_by_name
 logger = logging.getLogger(__name__)
 
 DEFAULT_OVERLAP_SECONDS = 24 * 60 * 60
-_AUDITED_FIELDS = (
+# A source's settings: what the API and the admin edit, and what its audit events diff.
+SOURCE_FIELDS = (
     "name",
     "kind",
     "team",
@@ -82,7 +83,7 @@ def ticketing_source_update(*, source: TicketingSource, data: dict[str, Any]) ->
     """Change settings; the secret changes only through `ticketing_source_rotate_secret`."""
     before = _state(source)
     for name, value in data.items():
-        if name not in _AUDITED_FIELDS or name == "kind":
+        if name not in SOURCE_FIELDS or name == "kind":
             raise ValueError(f"{name} cannot be updated here")
         setattr(source, name, value)
     source.save()

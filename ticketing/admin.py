@@ -8,16 +8,7 @@ from gatewayportal.admin import ReadOnlyAdmin, admin_actor
 from ticketing import actions, signatures
 from ticketing.models import TicketingSource, WebhookDelivery
 
-SOURCE_FIELDS = (
-    "name",
-    "kind",
-    "team",
-    "approved_statuses",
-    "rejected_statuses",
-    "enabled",
-    "require_references",
-    "reference_field",
-)
+SOURCE_FIELDS = actions.SOURCE_FIELDS
 
 
 class TicketingSourceForm(forms.ModelForm):

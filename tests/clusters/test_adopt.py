@@ -67,8 +67,9 @@ def apps():
 
 
 @pytest.fixture
-def operator_cluster(kubesim, apps):
+def operator_cluster(kubesim, apps, settings):
     """A cluster the operator ran on: its resources, the Secrets it used, and the servers it wrote."""
+    settings.TLS_SECRET_PATH_PREFIX = "/tmp/secret/"  # where the seed's tls_secret_path example keeps its files
     kubesim.store.add_namespace("default")
     cert = make_cert(common_name="ref.example.com")
     kubesim.store.add_secret(
