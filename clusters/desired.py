@@ -86,7 +86,7 @@ def collect_desired(cluster: Cluster, traffic_type: str) -> Desired:
     desired = Desired()
     gated = cluster.requires_approval
     kinds = ("current_revision", "approved_revision") if gated else ("current_revision",)
-    columns = ["id", "team__slug", "team__allowed_clusters", "team__allowed_cluster_selector"]
+    columns = ["id", "team__slug", "team__allowed_clusters", "team__allowed_cluster_selector", "created_at"]
     annotations = {}
     for kind in kinds:
         columns += [f"{kind}__{name}" for name in _REVISION_FIELDS]
@@ -113,11 +113,11 @@ def collect_desired(cluster: Cluster, traffic_type: str) -> Desired:
 
     for row in rows:
         sid, team = str(row[0]), row[1]
-        names, selector = row[2], row[3]
+        names, selector, service_created = row[2], row[3], row[4]
         revisions = []
         for index in range(len(kinds)):
-            values = row[4 + index * width : 4 + (index + 1) * width]
-            block = row[4 + len(kinds) * width + index]
+            values = row[5 + index * width : 5 + (index + 1) * width]
+            block = row[5 + len(kinds) * width + index]
             revisions.append(_Revision(*values, block or "") if values[0] is not None else None)
         current = revisions[0]
         runs = revisions[1] if gated else current
@@ -133,7 +133,7 @@ def collect_desired(cluster: Cluster, traffic_type: str) -> Desired:
                     block_json=runs.block_json,
                     block_digest=runs.block_digest,
                     secret_digest=runs.secret_digest,
-                    created=runs.created_at.timestamp(),
+                    created=service_created.timestamp(),
                     revision_pk=runs.id,
                 )
             )

@@ -64,7 +64,8 @@ class DesiredService:
     block_json: str = field(default="", compare=False)  # the same block as JSON text, decoded when planned
     block_digest: str = ""
     secret_digest: str = ""
-    # When the revision was written (seconds since the epoch): the newest blocks give way first to the size limit.
+    # When the service was created (seconds since the epoch): the newest services give way first to the size
+    # limit, so a team changing a service it has long had keeps its place.
     created: float = 0.0
     revision_pk: int | None = None
 
@@ -375,6 +376,7 @@ def _fit_size(
     size = gateway_size(_merged_gateway(live, _with_placeholder(servers, placeholder), names))
     if size <= MAX_GATEWAY_BYTES:
         return accepted
+    whole = size
     newest_first = sorted(range(len(accepted)), key=lambda i: (accepted[i][0].created, i), reverse=True)
     dropped: set[int] = set()
     for position in newest_first:
@@ -388,8 +390,9 @@ def _fit_size(
         item = accepted[position][0]
         outcomes[item.service_id] = Outcome(
             State.REJECTED,
-            "left out: with every block the merged Gateway would pass Kubernetes' 1 MiB object limit, so the "
-            f"{len(dropped)} newest blocks wait until there is room; older blocks and the rest of the Gateway run",
+            f"left out: with every block the merged Gateway would be {whole} bytes, over Kubernetes' 1 MiB object "
+            f"limit ({MAX_GATEWAY_BYTES} bytes), so the {len(dropped)} newest blocks wait until there is room; "
+            "older blocks and the rest of the Gateway run",
             item.revision,
         )
     return [pair for position, pair in enumerate(accepted) if position not in dropped]

@@ -232,6 +232,13 @@ class Labels(Dict):
             raise _Invalid([f"Ensure this field has no more than {self.max_items} labels."])
         result, errors = self.items(data, partial)
         errors.update({key: [problem] for key, value in result.items() if (problem := label_problem(key, value))})
+        # A string refused for another reason (a null character, its length) also hears its label syntax first,
+        # as the API serializer's validators answer it.
+        for key, value in data.items():
+            detail = errors.get(str(key))
+            if isinstance(value, str) and value.strip() and isinstance(detail, list) and str(key) not in result:
+                if problem := label_problem(str(key), value.strip()):
+                    errors[str(key)] = [problem, *detail]
         if errors:
             raise _Invalid(errors)
         return result
@@ -323,7 +330,7 @@ GATEWAY_SERVICE = Object(
             invalid='Enter a valid "slug" consisting of letters, numbers, underscores or hyphens.',
         ),
         "namespace": Text(max_length=63),
-        "hosts": List(child=Text(max_length=255), allow_empty=False, max_length=MAX_HOSTS),
+        "hosts": List(child=Text(max_length=255, trim=False), allow_empty=False, max_length=MAX_HOSTS),
         "port": Integer(invalid="A port number between 1 and 65535."),
         "protocol": Choice(choices=tuple(Protocol.values)),
         "mode": Choice(required=False, allow_null=True, choices=tuple(TLSMode.values)),

@@ -259,7 +259,10 @@ class GatewayServiceSerializer(serializers.Serializer):
     team = serializers.SlugField(required=False, help_text="Team slug; may be omitted when the caller has one team.")
     namespace = serializers.CharField(max_length=63)
     hosts = serializers.ListField(
-        child=serializers.CharField(max_length=255), allow_empty=False, max_length=specs.MAX_HOSTS
+        # Not trimmed: a host with whitespace or a control character is refused, never quietly repaired.
+        child=serializers.CharField(max_length=255, trim_whitespace=False),
+        allow_empty=False,
+        max_length=specs.MAX_HOSTS,
     )
     port = serializers.IntegerField(
         error_messages={"invalid": "A port number between 1 and 65535."},
