@@ -67,22 +67,19 @@ APPROVAL_COLORS = {
 # --- Teams ---------------------------------------------------------------------------------------------------------
 
 
+def _line_list(help_text: str, *, rows: int) -> forms.CharField:
+    """An optional list edited one item per line (`lines` reads it back)."""
+    return forms.CharField(widget=forms.Textarea(attrs={"rows": rows}), required=False, help_text=help_text)
+
+
 class TeamForm(forms.ModelForm):
     """Lists are edited one item per line; the API's serializer checks them, team_save writes and audits."""
 
     namespaces = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 3}), help_text="Kubernetes namespaces, one a line."
     )
-    allowed_domains = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 3}),
-        required=False,
-        help_text="DNS domains the team may expose (without '*.'), one a line.",
-    )
-    idp_groups = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 2}),
-        required=False,
-        help_text="Identity-provider groups whose members belong to the team, one a line.",
-    )
+    allowed_domains = _line_list("DNS domains the team may expose (without '*.'), one a line.", rows=3)
+    idp_groups = _line_list("Identity-provider groups whose members belong to the team, one a line.", rows=2)
     trusted_identities = forms.JSONField(
         required=False,
         initial=list,
@@ -90,40 +87,19 @@ class TeamForm(forms.ModelForm):
         help_text='Pipelines acting as the team: [{"issuer": "https://…", "audience": "…", '
         '"claims": {"repository": "org/repo", "ref": "refs/heads/main"}}].',
     )
-    allowed_clusters = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 2}),
-        required=False,
-        help_text="Cluster names the team may target, one a line; empty = every cluster. Applies to later writes.",
+    allowed_clusters = _line_list(
+        "Cluster names the team may target, one a line; empty = every cluster. Applies to later writes.", rows=2
     )
-    allowed_cluster_selector = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 2}),
-        required=False,
-        help_text="Labels (key=value, one a line) a cluster must carry for the team to target it; empty = any.",
+    allowed_cluster_selector = _line_list(
+        "Labels (key=value, one a line) a cluster must carry for the team to target it; empty = any.", rows=2
     )
-    granted_secrets = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 2}),
-        required=False,
-        help_text="Secrets in the gateways' secret namespace the team may name in tls_secret_ref, one a line.",
+    granted_secrets = _line_list(
+        "Secrets in the gateways' secret namespace the team may name in tls_secret_ref, one a line.", rows=2
     )
 
     class Meta:
         model = Team
-        fields = [
-            "slug",
-            "name",
-            "namespaces",
-            "allowed_domains",
-            "allow_wildcards",
-            "members",
-            "allowed_clusters",
-            "allowed_cluster_selector",
-            "max_services",
-            "max_hosts_per_gateway",
-            "gateway_budget_share",
-            "granted_secrets",
-            "idp_groups",
-            "trusted_identities",
-        ]
+        fields = TeamSerializer.Meta.fields  # the form edits what the API writes
 
     QUOTAS = ("max_services", "max_hosts_per_gateway", "gateway_budget_share")
     LISTS = (
@@ -315,10 +291,8 @@ class GatewayServiceAddForm(ActionForm):
     clusters = forms.ModelMultipleChoiceField(
         queryset=None, to_field_name="name", required=False, widget=forms.CheckboxSelectMultiple
     )
-    cluster_selector = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 2}),
-        required=False,
-        help_text="Instead of clusters: labels as key=value, one a line; every enabled cluster matching all of them.",
+    cluster_selector = _line_list(
+        "Instead of clusters: labels as key=value, one a line; every enabled cluster matching all of them.", rows=2
     )
     ticket = forms.CharField(max_length=100, required=False)
 
