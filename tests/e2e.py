@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -34,6 +35,11 @@ class WorkerProcess:
     process: subprocess.Popen
     log: Path
     queue: str
+    command: list[str]
+    environment: dict[str, str]
+    restarts: int = 0
+    _supervisor: threading.Thread | None = None
+    _stopping: threading.Event | None = None
 
     def wait_ready(self) -> WorkerProcess:
         deadline = time.monotonic() + WORKER_START_SECONDS
@@ -43,13 +49,39 @@ class WorkerProcess:
             time.sleep(0.2)
         return self
 
+    def supervise(self) -> WorkerProcess:
+        """Start the worker again whenever it exits, as the deployment's restart policy does in production.
+
+        A worker can exit on its own when its broker crashes: kombu's Redis transport may raise while it
+        restores unacknowledged messages ("Unrecoverable error"), and Celery then stops. Kubernetes and the
+        compose file restart it; a test of broker crashes needs the same supervision to be a fair test.
+        """
+        self._stopping = threading.Event()
+        self._supervisor = threading.Thread(target=self._respawn_loop, name=f"supervise-{self.queue}", daemon=True)
+        self._supervisor.start()
+        return self
+
+    def _respawn_loop(self) -> None:
+        while not self._stopping.wait(0.5):
+            if self.process.poll() is not None:
+                self.restarts += 1
+                with open(self.log, "a") as out:
+                    out.write(f"\n--- supervisor: worker exited ({self.process.returncode}); restart {self.restarts}\n")
+                self.process = _spawn(self.command, self.environment, self.log)
+
     def kill(self) -> None:
         """SIGKILL the worker and its pool: no warm shutdown, nothing acknowledged, no lock released."""
+        if self._stopping is not None:
+            self._stopping.set()
+            self._supervisor.join(timeout=5)
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=20)
 
     def stop(self) -> None:
+        if self._stopping is not None:
+            self._stopping.set()
+            self._supervisor.join(timeout=5)
         if self.process.poll() is not None:
             return
         self.process.terminate()
@@ -57,6 +89,13 @@ class WorkerProcess:
             self.process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             self.kill()
+
+
+def _spawn(command: list[str], environment: dict[str, str], log: Path) -> subprocess.Popen:
+    with open(log, "a") as out:
+        return subprocess.Popen(
+            command, cwd=ROOT, env=environment, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
 
 def start_worker(
@@ -76,11 +115,7 @@ def start_worker(
     }
     command = [sys.executable, "-m", "celery", "-A", "gatewayportal", "worker", "-Q", queue, "-c", str(concurrency)]
     command += ["-l", "info", "--without-gossip", "--without-mingle", "--without-heartbeat", "-n", f"{queue}@%h", *args]
-    with open(log, "a") as out:
-        process = subprocess.Popen(
-            command, cwd=ROOT, env=environment, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    return WorkerProcess(process, log, queue)
+    return WorkerProcess(_spawn(command, environment, log), log, queue, command, environment)
 
 
 @pytest.fixture(scope="session")
@@ -135,7 +170,8 @@ def _quiesce(queue: str) -> None:
 
 @pytest.fixture
 def worker_factory(django_db_setup, tmp_path, settings) -> Iterator[Callable[..., WorkerProcess]]:
-    """`worker_factory(env=..., args=...)` starts a ready worker on this test's own queue; all are stopped afterwards.
+    """`worker_factory(env=..., args=..., supervised=...)` starts a ready worker on this test's own queue; all
+    are stopped afterwards. A supervised worker is started again when it exits, as its deployment would.
 
     Tasks the test enqueues go to that queue. Workers started again share it, so a restarted worker picks up
     what a killed one left unacknowledged.
@@ -143,11 +179,18 @@ def worker_factory(django_db_setup, tmp_path, settings) -> Iterator[Callable[...
     queue = f"faults-{uuid.uuid4().hex[:10]}"
     started: list[WorkerProcess] = []
 
-    def start(*, env: dict[str, str] | None = None, concurrency: int = 2, args: tuple[str, ...] = ()) -> WorkerProcess:
+    def start(
+        *,
+        env: dict[str, str] | None = None,
+        concurrency: int = 2,
+        args: tuple[str, ...] = (),
+        supervised: bool = False,
+    ) -> WorkerProcess:
         log = tmp_path / f"worker-{len(started)}.log"
         process = start_worker(queue, log, env=env, concurrency=concurrency, args=args)
         started.append(process)
-        return process.wait_ready()
+        process.wait_ready()
+        return process.supervise() if supervised else process
 
     with _tasks_sent_to(queue, settings):
         yield start
