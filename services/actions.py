@@ -14,6 +14,7 @@ from django.db.models.functions import Concat
 from django.utils import timezone
 
 from audit.actions import audit_record, diff
+from clusters.enqueue import request_reconcile
 from clusters.models import Cluster
 from gatewayportal.exceptions import DomainError, PreconditionFailed
 from gatewayportal.locks import advisory_xact_lock
@@ -670,8 +671,6 @@ def render_revision(revision: GatewayServiceRevision) -> None:
 
 def _refresh_statuses(*, service: GatewayService, target_clusters: list[Cluster]) -> None:
     """Mark where the service should now be, and ask those gateways (and ones it left) to converge."""
-    from clusters.enqueue import request_reconcile
-
     current = service.current_revision
     targeted = {c.pk: c for c in target_clusters}
     approved = service.approved_revision
@@ -738,8 +737,6 @@ def _request_removal(service: GatewayService) -> None:
 
 def _start_removal(service: GatewayService, *, audit: bool = True) -> None:
     """The block and any secret the portal created leave every cluster; the service goes when they are gone."""
-    from clusters.enqueue import request_reconcile
-
     if audit:
         _audit_service(
             service,

@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.html import format_html_join
 
+from clusters.enqueue import request_reconcile
 from gatewayportal.admin import (
     AMBER,
     BROWN,
@@ -623,8 +624,6 @@ class GatewayServiceAdmin(ObjectButtonsMixin, ActionFormAdmin):
 
     @admin.action(description="Reconcile now", permissions=["reconcile"])
     def reconcile(self, request, queryset: QuerySet[GatewayService]) -> None:
-        from clusters.enqueue import request_reconcile
-
         by_traffic: dict[str, set[int]] = {}
         for service in queryset:
             by_traffic.setdefault(service.traffic_type, set()).update(s.cluster_id for s in service.statuses.all())
