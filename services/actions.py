@@ -20,7 +20,6 @@ from gatewayportal.exceptions import DomainError, PreconditionFailed
 from gatewayportal.locks import advisory_xact_lock
 from services import certificates, conflicts, quotas, rendering, specs, validation
 from services.choices import Approval, State
-from services.listeners import normal_host
 from services.models import GatewayService, GatewayServiceRevision, GatewayServiceStatus, Team
 from services.rendering import GatewaySettings, block_bytes, render_server
 from services.targeting import allowed_for, landing
@@ -369,49 +368,12 @@ def conflict_candidates(spec: dict[str, Any]) -> Q:
         incompatible = EVERY_SERVICE
     # Read whatever their port: the approved revision's port is checked in Python by the caller.
     pending = Q(approved_revision__isnull=False) & ~Q(approved_revision=F("current_revision"))
-    keys = _HostKeys.of(spec["hosts"])
-    if keys is None or incompatible is EVERY_SERVICE:
+    ours = validation.HostIndex(spec["hosts"])
+    if ours.overlaps_every_host or incompatible is EVERY_SERVICE:
         return Q(port=port) | pending
     rows = GatewayService.objects.filter(port=port).exclude(incompatible).values_list("pk", "hosts_index")
-    overlapping = [pk for pk, index in rows.iterator() if keys.may_overlap(index)]
+    overlapping = [pk for pk, stored in rows.iterator() if any(map(ours.overlaps, stored.strip("|").split("|")))]
     return (Q(port=port) & (incompatible | Q(pk__in=overlapping))) | pending
-
-
-@dataclass(frozen=True)
-class _HostKeys:
-    """What a stored `hosts_index` ('|host|host|', lower case) must hold to possibly overlap some hosts."""
-
-    names: frozenset[str]  # a stored host equal to one of these (trailing dot ignored)
-    suffixes: frozenset[str]  # a stored host ending with '.' + one of these (hosts a wildcard of ours covers)
-
-    @classmethod
-    def of(cls, hosts: list[str]) -> _HostKeys | None:
-        """None when a host is '*': every service on the port is a candidate."""
-        names, suffixes = {"*"}, set()
-        for host in hosts:
-            name = normal_host(host)
-            if name == "*":
-                return None
-            names.add(name)
-            labels = name.split(".")
-            # Their wildcards that may cover this host (or this wildcard).
-            names.update("*." + ".".join(labels[i:]) for i in range(1, len(labels)))
-            if name.startswith("*."):
-                # Their hosts this wildcard may cover.
-                names.add(name[2:])
-                suffixes.add(name[2:])
-        return cls(frozenset(names), frozenset(suffixes))
-
-    def may_overlap(self, hosts_index: str) -> bool:
-        for stored in hosts_index.strip("|").split("|"):
-            name = normal_host(stored)
-            if name in self.names:
-                return True
-            if self.suffixes:
-                parts = name.split(".")
-                if any(".".join(parts[i:]) in self.suffixes for i in range(1, len(parts))):
-                    return True
-        return False
 
 
 def _name_clashes(spec: dict[str, Any], target_clusters: list[Cluster], exclude_service_id: Any) -> list[str]:
