@@ -359,7 +359,8 @@ def conflict_candidates(spec: dict[str, Any]) -> Q:
     approved revision's port is checked in Python, so the filter never joins the revisions of every row.
 
     The host test runs here in Python over the port's `hosts_index` column (one small read), not as one SQL
-    condition per host and label: that grew with hosts x labels and broke SQLite's expression limit.
+    condition per host and label: that grew with hosts x labels and broke SQLite's expression limit. It is the one
+    overlap rule, `validation.hosts_overlap`, found through a `validation.HostIndex` of the spec's hosts.
     """
     port = spec["port"]
     tls = bool(spec.get("mode"))
@@ -820,14 +821,7 @@ def team_save(*, data: dict[str, Any], team: Team | None = None) -> Team:
         changes = diff(before, _team_state(team))
         if action == "team.updated" and not changes:
             return team
-        audit_record(
-            action=action,
-            object_type="team",
-            object_id=team.slug,
-            object_repr=team.name,
-            team=team.slug,
-            changes=changes,
-        )
+        _audit_team(team, action, changes)
     return team
 
 
@@ -839,15 +833,21 @@ def team_delete(*, team: Team) -> None:
             raise DomainError(
                 {"non_field_errors": ["Ticketing sources are bound to this team; delete or rebind them first."]}
             )
-        audit_record(
-            action="team.deleted",
-            object_type="team",
-            object_id=team.slug,
-            object_repr=team.name,
-            team=team.slug,
-            changes=diff(_team_state(team), {}),
-        )
+        _audit_team(team, "team.deleted", diff(_team_state(team), {}))
         team.delete()
+
+
+def _audit_team(team: Team, action: str, changes: dict[str, Any]) -> None:
+    # The IdP's membership sync (services.identity.sync) records its own team events: as the synced user, with the
+    # groups that decided them as evidence.
+    audit_record(
+        action=action,
+        object_type="team",
+        object_id=team.slug,
+        object_repr=team.name,
+        team=team.slug,
+        changes=changes,
+    )
 
 
 def _team_state(team: Team) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from gatewayportal.admin import (
     GREY,
     PINK,
     RED,
+    ActionDeleteMixin,
     ActionForm,
     ActionFormAdmin,
     ActionRelationsMixin,
@@ -168,7 +169,7 @@ class TeamServiceInline(ReadOnlyInline):
 
 
 @admin.register(Team)
-class TeamAdmin(ActionRelationsMixin, admin.ModelAdmin):
+class TeamAdmin(ActionDeleteMixin, ActionRelationsMixin, admin.ModelAdmin):
     form = TeamForm
     list_display = [
         "slug",
@@ -221,13 +222,8 @@ class TeamAdmin(ActionRelationsMixin, admin.ModelAdmin):
         with admin_actor(request.user):
             form.instance = actions.team_save(data=dict(form.validated_data), team=stored)
 
-    def delete_model(self, request, obj: Team) -> None:
-        with admin_actor(request.user):
-            actions.team_delete(team=obj)
-
-    def delete_queryset(self, request, queryset: QuerySet[Team]) -> None:
-        for team in queryset:
-            self.delete_model(request, team)
+    def delete_action(self, obj: Team) -> None:
+        actions.team_delete(team=obj)
 
 
 # --- Gateway services: add form ------------------------------------------------------------------------------------
@@ -437,7 +433,7 @@ def state_badge(status: GatewayServiceStatus):
 
 
 @admin.register(GatewayService)
-class GatewayServiceAdmin(ObjectButtonsMixin, ActionFormAdmin):
+class GatewayServiceAdmin(ObjectButtonsMixin, ActionDeleteMixin, ActionFormAdmin):
     list_display = [
         "__str__",
         "team",
@@ -536,13 +532,8 @@ class GatewayServiceAdmin(ObjectButtonsMixin, ActionFormAdmin):
         deleted, counts, _perms_needed, protected = super().get_deleted_objects(objs, request)
         return deleted, counts, set(), protected
 
-    def delete_model(self, request, obj: GatewayService) -> None:
-        with admin_actor(request.user):
-            actions.gateway_service_delete(service=obj)
-
-    def delete_queryset(self, request, queryset: QuerySet[GatewayService]) -> None:
-        for service in queryset:
-            self.delete_model(request, service)
+    def delete_action(self, obj: GatewayService) -> None:
+        actions.gateway_service_delete(service=obj)
 
     # Columns and read-only fields.
 
