@@ -20,6 +20,25 @@ class AppendOnlyQuerySet(models.QuerySet):
         )
 
 
+class AppendOnlyModel(models.Model):
+    """Rows written once: the ORM refuses to save an existing row again or to delete one, alone or in bulk."""
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise AppendOnlyError(f"{type(self).__name__} rows are append-only; an existing one cannot be saved again.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AppendOnlyError(
+            f"{type(self).__name__} rows are append-only; delete() is refused (retention: manage.py audit_purge)."
+        )
+
+
 # The public shape of an event (API, CSV export), in the order of API.md.
 EVENT_FIELDS = (
     "id",
@@ -41,7 +60,7 @@ EVENT_FIELDS = (
 )
 
 
-class AuditEvent(models.Model):
+class AuditEvent(AppendOnlyModel):
     """One recorded change. Append-only: written in the transaction of the change it records.
 
     A request inserts the event unsealed (`seq`, `hash` and `prev_hash` null). The sequencer
@@ -75,8 +94,6 @@ class AuditEvent(models.Model):
     # The event's place in the chain, given by the sequencer (null until sealed). Not part of the API.
     seq = models.BigIntegerField(null=True, blank=True, unique=True)
 
-    objects = AppendOnlyQuerySet.as_manager()
-
     class Meta:
         ordering = ["-id"]
         indexes = [models.Index(fields=["id"], condition=models.Q(seq__isnull=True), name="audit_event_unsealed")]
@@ -84,16 +101,8 @@ class AuditEvent(models.Model):
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor} {self.action} {self.object_repr}"
 
-    def save(self, *args, **kwargs):
-        if not self._state.adding:
-            raise AppendOnlyError("Audit events are append-only; an existing event cannot be saved again.")
-        super().save(*args, **kwargs)
 
-    def delete(self, *args, **kwargs):
-        raise AppendOnlyError("Audit events are append-only; delete() is refused (retention: manage.py audit_purge).")
-
-
-class AuditAnchor(models.Model):
+class AuditAnchor(AppendOnlyModel):
     """Vouches for one gap left in the hash chain by a retention purge.
 
     The kept event `event_id` follows purged events: its `prev_hash` (== `purged_hash`) names the
@@ -110,18 +119,8 @@ class AuditAnchor(models.Model):
     purged_count = models.PositiveIntegerField()
     archive = models.CharField(max_length=300, help_text="File name of the JSON-lines archive of the purged events.")
 
-    objects = AppendOnlyQuerySet.as_manager()
-
     class Meta:
         ordering = ["-id"]
 
     def __str__(self) -> str:
         return f"gap of {self.purged_count} before event {self.event_id}"
-
-    def save(self, *args, **kwargs):
-        if not self._state.adding:
-            raise AppendOnlyError("Audit anchors are append-only.")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise AppendOnlyError("Audit anchors are append-only.")

@@ -46,16 +46,12 @@ def cluster_create(**fields: Any) -> Cluster:
     cluster = Cluster()
     _apply(cluster, fields, creating=True)
     cluster.save()
-    audit_record(
-        action="cluster.created",
-        object_type="cluster",
-        object_id=str(cluster.pk),
-        object_repr=cluster.name,
-        cluster=cluster.name,
-        changes=_public({name: [None, getattr(cluster, name)] for name in EDITABLE_FIELDS if getattr(cluster, name)}),
+    _audit(
+        cluster,
+        "cluster.created",
+        {name: [None, getattr(cluster, name)] for name in EDITABLE_FIELDS if getattr(cluster, name)},
     )
-    for traffic_type in TRAFFIC_TYPES:
-        request_reconcile(cluster_ids=[cluster.pk], traffic_type=traffic_type)
+    _reconcile_gateways(cluster)
     return cluster
 
 
@@ -68,29 +64,15 @@ def cluster_update(*, cluster: Cluster, **fields: Any) -> Cluster:
     if not changes:
         return cluster
     cluster.save()
-    audit_record(
-        action="cluster.updated",
-        object_type="cluster",
-        object_id=str(cluster.pk),
-        object_repr=cluster.name,
-        cluster=cluster.name,
-        changes=_public(changes),
-    )
-    for traffic_type in TRAFFIC_TYPES:
-        request_reconcile(cluster_ids=[cluster.pk], traffic_type=traffic_type)
+    _audit(cluster, "cluster.updated", changes)
+    _reconcile_gateways(cluster)
     return cluster
 
 
 @transaction.atomic
 def cluster_delete(*, cluster: Cluster) -> None:
     """Forget a cluster. Nothing is removed from it: the portal simply stops managing its gateways."""
-    audit_record(
-        action="cluster.deleted",
-        object_type="cluster",
-        object_id=str(cluster.pk),
-        object_repr=cluster.name,
-        cluster=cluster.name,
-    )
+    _audit(cluster, "cluster.deleted")
     service_ids = [str(sid) for sid in cluster.service_statuses.values_list("service_id", flat=True)]
     cluster.delete()
     # Services being deleted that were waiting only for this cluster are done now.
@@ -134,6 +116,23 @@ def _apply(cluster: Cluster, fields: dict[str, Any], *, creating: bool) -> None:
         raise DomainError({"api_server": ["give api_server (with token and ca_cert) or a kubeconfig"]})
     if creating or credentials_before != [getattr(cluster, name) for name in CREDENTIAL_FIELDS]:
         cluster.credentials_updated_at = timezone.now()
+
+
+def _audit(cluster: Cluster, action: str, changes: dict[str, Any] | None = None) -> None:
+    audit_record(
+        action=action,
+        object_type="cluster",
+        object_id=str(cluster.pk),
+        object_repr=cluster.name,
+        cluster=cluster.name,
+        changes=None if changes is None else _public(changes),
+    )
+
+
+def _reconcile_gateways(cluster: Cluster) -> None:
+    """Both of the cluster's gateways converge after commit (its credentials or Gateways may have changed)."""
+    for traffic_type in TRAFFIC_TYPES:
+        request_reconcile(cluster_ids=[cluster.pk], traffic_type=traffic_type)
 
 
 def _public(changes: dict[str, Any]) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from gatewayportal.admin import (
     GREEN,
     GREY,
     RED,
+    ActionDeleteMixin,
     ActionForm,
     ActionFormAdmin,
     ObjectButtonsMixin,
@@ -98,7 +99,7 @@ class GatewayStateInline(ReadOnlyInline):
 
 
 @admin.register(Cluster)
-class ClusterAdmin(ObjectButtonsMixin, ActionFormAdmin):
+class ClusterAdmin(ObjectButtonsMixin, ActionDeleteMixin, ActionFormAdmin):
     form = ClusterForm
     list_display = ("name", "health", "enabled", "requires_approval", "label_list", "managed_servers")
     list_filter = ("enabled", "requires_approval", "reachable")
@@ -131,13 +132,8 @@ class ClusterAdmin(ObjectButtonsMixin, ActionFormAdmin):
     def get_fieldsets(self, request, obj=None):
         return [*self.fieldsets, *self.change_fieldsets] if obj is not None else self.fieldsets
 
-    def delete_model(self, request, obj: Cluster) -> None:
-        with admin_actor(request.user):
-            actions.cluster_delete(cluster=obj)
-
-    def delete_queryset(self, request, queryset: QuerySet[Cluster]) -> None:
-        for cluster in queryset:
-            self.delete_model(request, cluster)
+    def delete_action(self, obj: Cluster) -> None:
+        actions.cluster_delete(cluster=obj)
 
     def has_operate_permission(self, request) -> bool:
         return is_platform(request.user)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 
@@ -148,29 +149,18 @@ return {'idle'}
 """
 
 
-def _decode(reply: list) -> list[str]:
+def _run(script: str, cluster_id: int, traffic_type: str, now: float | None, *args: Any) -> list[str]:
+    """One of the scripts above on the gateway's keys: ARGV[1] is the time, ARGV[2] the state's TTL, then `args`."""
+    reply = redis_client().eval(
+        script, 5, *keys(cluster_id, traffic_type), repr(time.time() if now is None else now), STATE_TTL_SECONDS, *args
+    )
     return [part.decode() if isinstance(part, bytes) else str(part) for part in reply]
-
-
-def _now(now: float | None) -> float:
-    return time.time() if now is None else now
 
 
 def note_change(cluster_id: int, traffic_type: str, *, now: float | None = None) -> float | None:
     """A change was committed: the countdown for a run to queue now, or None when a queued or running run covers it."""
     t = timing()
-    reply = _decode(
-        redis_client().eval(
-            _NOTE_CHANGE,
-            5,
-            *keys(cluster_id, traffic_type),
-            repr(_now(now)),
-            STATE_TTL_SECONDS,
-            t.quiet,
-            t.min_interval,
-            STALE_QUEUED_SECONDS,
-        )
-    )
+    reply = _run(_NOTE_CHANGE, cluster_id, traffic_type, now, t.quiet, t.min_interval, STALE_QUEUED_SECONDS)
     return max(0.0, float(reply[1])) if reply[0] == QUEUE else None
 
 
@@ -185,21 +175,18 @@ def begin(
 ) -> tuple[str, float]:
     """May this run start? (RUN, 0), (WAIT, seconds to wait first) or (DEFER, 0) to the run in progress."""
     t = timing()
-    reply = _decode(
-        redis_client().eval(
-            _BEGIN,
-            5,
-            *keys(cluster_id, traffic_type),
-            repr(_now(now)),
-            STATE_TTL_SECONDS,
-            RUNNING_TTL_SECONDS,
-            token,
-            t.quiet,
-            t.max_delay,
-            t.min_interval,
-            "1" if force else "0",
-            "1" if verify else "0",
-        )
+    reply = _run(
+        _BEGIN,
+        cluster_id,
+        traffic_type,
+        now,
+        RUNNING_TTL_SECONDS,
+        token,
+        t.quiet,
+        t.max_delay,
+        t.min_interval,
+        "1" if force else "0",
+        "1" if verify else "0",
     )
     return reply[0], float(reply[1]) if len(reply) > 1 else 0.0
 
@@ -207,11 +194,7 @@ def begin(
 def finish(cluster_id: int, traffic_type: str, *, token: str, now: float | None = None) -> tuple[float, bool] | None:
     """The run is over. (countdown, verify) for the one follow-up run to queue if changes arrived meanwhile."""
     t = timing()
-    reply = _decode(
-        redis_client().eval(
-            _FINISH, 5, *keys(cluster_id, traffic_type), repr(_now(now)), STATE_TTL_SECONDS, token, t.min_interval
-        )
-    )
+    reply = _run(_FINISH, cluster_id, traffic_type, now, token, t.min_interval)
     if reply[0] != QUEUE:
         return None
     return float(reply[1]), reply[2] == "verify"

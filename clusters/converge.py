@@ -428,14 +428,7 @@ def _record_failure(cluster: Cluster, traffic_type: str, state: GatewayState, de
     with transaction.atomic():
         _write_statuses(cluster, traffic_type, desired, outcomes, remove_others=False, keep_applied=True)
         if state.last_result != "failed" or state.last_message != message:
-            audit_record(
-                action="apply.failed",
-                object_type="gateway",
-                object_id=f"{cluster.name}/{traffic_type}",
-                object_repr=_gateway_repr(cluster, traffic_type),
-                cluster=cluster.name,
-                data={"traffic_type": traffic_type, "message": message},
-            )
+            _audit_gateway(cluster, traffic_type, "apply.failed", message=message)
         state.last_reconciled_at = timezone.now()
         state.last_result = "failed"
         state.last_message = message
@@ -494,23 +487,9 @@ def _write_statuses(
 
 def _audit_changes(cluster: Cluster, traffic_type: str, state: GatewayState, desired: Desired, plan: Plan) -> None:
     if plan.gateway is not None:
-        audit_record(
-            action="gateway.applied",
-            object_type="gateway",
-            object_id=f"{cluster.name}/{traffic_type}",
-            object_repr=_gateway_repr(cluster, traffic_type),
-            cluster=cluster.name,
-            data={"traffic_type": traffic_type, "servers": plan.servers_diff},
-        )
+        _audit_gateway(cluster, traffic_type, "gateway.applied", servers=plan.servers_diff)
         if plan.drift:
-            audit_record(
-                action="drift.healed",
-                object_type="gateway",
-                object_id=f"{cluster.name}/{traffic_type}",
-                object_repr=_gateway_repr(cluster, traffic_type),
-                cluster=cluster.name,
-                data={"traffic_type": traffic_type, "servers": plan.servers_diff},
-            )
+            _audit_gateway(cluster, traffic_type, "drift.healed", servers=plan.servers_diff)
     teams = {item.service_id: item.team for item in desired.items}
     for op in plan.secret_ops:
         if op.action in ("create", "update", "delete"):
@@ -525,6 +504,13 @@ def _audit_changes(cluster: Cluster, traffic_type: str, state: GatewayState, des
             )
 
 
-def _gateway_repr(cluster: Cluster, traffic_type: str) -> str:
+def _audit_gateway(cluster: Cluster, traffic_type: str, action: str, **data: Any) -> None:
     namespace, name = cluster.gateway_ref(traffic_type)
-    return f"{cluster.name}:{namespace}/{name}"
+    audit_record(
+        action=action,
+        object_type="gateway",
+        object_id=f"{cluster.name}/{traffic_type}",
+        object_repr=f"{cluster.name}:{namespace}/{name}",
+        cluster=cluster.name,
+        data={"traffic_type": traffic_type, **data},
+    )

@@ -76,6 +76,13 @@ class _Revision:
     created_at: Any
     block_json: str
 
+    @classmethod
+    def from_row(cls, row: dict[str, Any], kind: str) -> _Revision | None:
+        """The `kind` revision (current_revision, approved_revision) of a `collect_desired` row; None without one."""
+        if row[f"{kind}__id"] is None:
+            return None
+        return cls(**{name: row[f"{kind}__{name}"] for name in _REVISION_FIELDS}, block_json=row[f"{kind}_block"] or "")
+
 
 def collect_desired(cluster: Cluster, traffic_type: str) -> Desired:
     """Every live revision that should run on this gateway, oldest service first (older blocks win clashes).
@@ -95,9 +102,8 @@ def collect_desired(cluster: Cluster, traffic_type: str) -> Desired:
         GatewayService.objects.filter(traffic_type=traffic_type, deleting_at__isnull=True)
         .annotate(**annotations)
         .order_by("created_at", "id")
-        .values_list(*columns, *annotations)
+        .values(*columns, *annotations)
     )
-    width = len(_REVISION_FIELDS)
     landed: set[str] | None = None  # services with a status here; read only when a team's limits exclude one
 
     def lands(spec: dict[str, Any], sid: str, names: Any, selector: Any) -> bool:
@@ -112,15 +118,11 @@ def collect_desired(cluster: Cluster, traffic_type: str) -> Desired:
         return sid in landed
 
     for row in rows:
-        sid, team = str(row[0]), row[1]
-        names, selector, service_created = row[2], row[3], row[4]
-        revisions = []
-        for index in range(len(kinds)):
-            values = row[5 + index * width : 5 + (index + 1) * width]
-            block = row[5 + len(kinds) * width + index]
-            revisions.append(_Revision(*values, block or "") if values[0] is not None else None)
-        current = revisions[0]
-        runs = revisions[1] if gated else current
+        sid, team = str(row["id"]), row["team__slug"]
+        names, selector = row["team__allowed_clusters"], row["team__allowed_cluster_selector"]
+        service_created = row["created_at"]
+        current = _Revision.from_row(row, "current_revision")
+        runs = _Revision.from_row(row, "approved_revision") if gated else current
         pending = gated and current is not None and current.approval == Approval.PENDING
         waiting = pending and lands(current.spec, sid, names, selector)
         if runs is not None and lands(runs.spec, sid, names, selector):

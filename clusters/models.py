@@ -45,6 +45,8 @@ class Cluster(models.Model):
     health_message = models.TextField(blank=True)
     istio_api_version = models.CharField(max_length=100, blank=True)
 
+    # Timestamps, ordering and name as each named model declares them (services.Team, ticketing.TicketingSource):
+    # Django declarations alike in shape, with no logic to share.
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -22,7 +22,6 @@ def cluster_list() -> QuerySet[Cluster]:
 def live_servers(*, cluster: Cluster, traffic_type: str, teams: list[Any] | None) -> dict[str, Any]:
     """Each server of the live Gateway, managed or not; with `teams`, the team an unmanaged one's hosts fall in."""
     namespace, name = cluster.gateway_ref(traffic_type)
-    state = GatewayState.objects.filter(cluster=cluster, traffic_type=traffic_type).first()
     answer: dict[str, Any] = {
         "traffic_type": traffic_type,
         "gateway": f"{namespace}/{name}",
@@ -31,16 +30,10 @@ def live_servers(*, cluster: Cluster, traffic_type: str, teams: list[Any] | None
         "servers": [],
     }
     try:
-        _, live = _read_gateway(cluster, namespace, name)
+        live, _, managed = _read_live(cluster, traffic_type)
     except kube.KubeError as exc:
-        answer["message"] = exc.message
-        return answer
-    _, managed = split_servers(live, state.managed_servers if state else ())
-    for server in (live.get("spec") or {}).get("servers") or []:
-        entry = {"port_name": server_name(server), "managed": server_name(server) in managed, "server": server}
-        if teams is not None and not entry["managed"]:
-            entry["team"] = adoption.owning_team(adoption.bare_hosts(server), teams) or "none"
-        answer["servers"].append(entry)
+        return {**answer, "message": exc.message}
+    answer["servers"] = [{**entry, "server": server} for server, entry in _server_entries(live, managed, teams)]
     answer["reachable"] = True
     return answer
 
@@ -77,20 +70,8 @@ def gateway_view(*, cluster: Cluster, traffic_type: str) -> dict[str, Any]:
         return view
     unmanaged, managed = split_servers(live, state.managed_servers)
     plan = plan_gateway(live=live, desired=desired.items, settings=settings_, facts=facts, excluded=desired.preset)
-    teams = list(Team.objects.all())
     view.update(
-        servers=[
-            {
-                "port_name": server_name(server),
-                "managed": server_name(server) in managed,
-                **(
-                    {}
-                    if server_name(server) in managed
-                    else {"team": adoption.owning_team(adoption.bare_hosts(server), teams) or "none"}
-                ),
-            }
-            for server in (live.get("spec") or {}).get("servers") or []
-        ],
+        servers=[entry for _, entry in _server_entries(live, managed, list(Team.objects.all()))],
         reachable=True,
         live=live,
         managed_servers=sorted(managed),
@@ -104,7 +85,6 @@ def gateway_view(*, cluster: Cluster, traffic_type: str) -> dict[str, Any]:
 
 def live_diff(*, cluster: Cluster, traffic_type: str, server: dict[str, Any], service_id: str | None) -> dict[str, Any]:
     """For dry runs: what writing `server` would change in this cluster's live Gateway, and what it clashes with."""
-    namespace, name = cluster.gateway_ref(traffic_type)
     answer: dict[str, Any] = {
         "cluster": cluster.name,
         "traffic_type": traffic_type,
@@ -116,13 +96,10 @@ def live_diff(*, cluster: Cluster, traffic_type: str, server: dict[str, Any], se
         "conflicts": [],
     }
     try:
-        _, live = _read_gateway(cluster, namespace, name)
+        _, unmanaged, managed = _read_live(cluster, traffic_type)
     except kube.KubeError as exc:
-        answer["message"] = exc.message
-        return answer
+        return {**answer, "message": exc.message}
     answer["reachable"] = True
-    state = GatewayState.objects.filter(cluster=cluster, traffic_type=traffic_type).first()
-    unmanaged, managed = split_servers(live, state.managed_servers if state else ())
     own_name = _current_port_name(service_id)
     index = PortIndex()
     for other in unmanaged:
@@ -144,6 +121,20 @@ def live_diff(*, cluster: Cluster, traffic_type: str, server: dict[str, Any], se
     return answer
 
 
+def _server_entries(
+    live: dict[str, Any], managed: dict[str, Any], teams: list[Any] | None
+) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """(server, entry) for each server of the live Gateway, in order: its port name, whether the portal manages it,
+    and with `teams` the team an unmanaged one's hosts fall in ("none" when no team's)."""
+    entries = []
+    for server in (live.get("spec") or {}).get("servers") or []:
+        entry = {"port_name": server_name(server), "managed": server_name(server) in managed}
+        if teams is not None and not entry["managed"]:
+            entry["team"] = adoption.owning_team(adoption.bare_hosts(server), teams) or "none"
+        entries.append((server, entry))
+    return entries
+
+
 def _current_port_name(service_id: str | None) -> str | None:
     if not service_id:
         return None
@@ -151,6 +142,16 @@ def _current_port_name(service_id: str | None) -> str | None:
     if service is None or service.current_revision is None:
         return None
     return port_name(service.current_revision.spec)
+
+
+def _read_live(cluster: Cluster, traffic_type: str) -> tuple[dict[str, Any], list[Any], dict[str, Any]]:
+    """The live Gateway, its unmanaged servers and its managed ones by port name, as the gateway's recorded state
+    says (raises kube.KubeError)."""
+    namespace, name = cluster.gateway_ref(traffic_type)
+    _, live = _read_gateway(cluster, namespace, name)
+    state = GatewayState.objects.filter(cluster=cluster, traffic_type=traffic_type).first()
+    unmanaged, managed = split_servers(live, state.managed_servers if state else ())
+    return live, unmanaged, managed
 
 
 def _read_gateway(cluster: Cluster, namespace: str, name: str) -> tuple[kube.KubeClient, dict[str, Any]]:

@@ -11,6 +11,7 @@ import redis
 from celery import shared_task
 
 from clusters import coalescer, converge, health, kube
+from clusters.enqueue import RECONCILE_GATEWAY
 from clusters.models import Cluster
 from gatewayportal.context import acting_as
 from services.choices import TRAFFIC_TYPES
@@ -28,7 +29,7 @@ def backoff(attempt: int) -> float:
     return random.uniform(0, min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2**attempt)) + 0.1
 
 
-@shared_task(bind=True, acks_late=True, max_retries=MAX_RETRIES, ignore_result=True)
+@shared_task(name=RECONCILE_GATEWAY, bind=True, acks_late=True, max_retries=MAX_RETRIES, ignore_result=True)
 def reconcile_gateway(self, cluster_id: int, traffic_type: str, verify_all: bool = False, queued: bool = True) -> None:
     """Converge one gateway. `queued` runs were requested by changes and are coalesced (clusters.coalescer);
     others (the sweep) start at once unless a run is in progress, which then runs once more for them."""

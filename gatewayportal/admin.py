@@ -178,6 +178,22 @@ class ActionRelationsMixin:
         return super().construct_change_message(request, form, [], add)
 
 
+class ActionDeleteMixin:
+    """Deletes, of one object or of a changelist selection, go through the app's action (audited, gateways
+    reconciled), one object at a time, as the engineer. The admin names the action in `delete_action`."""
+
+    def delete_action(self, obj: Any) -> None:
+        raise NotImplementedError(f"{type(self).__name__} names the action that deletes its objects")
+
+    def delete_model(self, request, obj) -> None:
+        with admin_actor(request.user):
+            self.delete_action(obj)
+
+    def delete_queryset(self, request, queryset) -> None:
+        for obj in queryset:
+            self.delete_model(request, obj)
+
+
 class ActionFormAdmin(ActionRelationsMixin, admin.ModelAdmin):
     """The admin side of `ActionForm`: the action has already saved, so saving here does nothing.
 

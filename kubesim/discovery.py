@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+# The kinds kubesim.server serves are the kinds described here: the two import lists look alike on purpose.
 from kubesim.resources import (
     GATEWAYS,
     ISTIO_GROUP,

@@ -235,6 +235,7 @@ class Store:
         body = {"metadata": {"name": name, "labels": labels or {}}, "type": type, "data": encoded}
         return self.create(SECRETS, namespace, body)
 
+    # A keyword-rich signature like the verbs above (patch, update): alike in shape only.
     def add_operator_service(
         self,
         namespace: str,

@@ -35,6 +35,9 @@ def _quote(value: str) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+# The label and IP checks mirror services.validation.hosts on purpose: kubesim stands in for Istio's webhook and
+# imports no app (the kubesim-standalone contract), so that the portal's own checks are tested against an
+# independent copy of Istio's.
 def _is_label(value: str) -> bool:
     return len(value) <= MAX_LABEL_LENGTH and _LABEL.fullmatch(value) is not None
 

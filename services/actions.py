@@ -14,12 +14,12 @@ from django.db.models.functions import Concat
 from django.utils import timezone
 
 from audit.actions import audit_record, diff
+from clusters.enqueue import request_reconcile
 from clusters.models import Cluster
 from gatewayportal.exceptions import DomainError, PreconditionFailed
 from gatewayportal.locks import advisory_xact_lock
 from services import certificates, conflicts, quotas, rendering, specs, validation
 from services.choices import Approval, State
-from services.listeners import normal_host
 from services.models import GatewayService, GatewayServiceRevision, GatewayServiceStatus, Team
 from services.rendering import GatewaySettings, block_bytes, render_server
 from services.targeting import allowed_for, landing
@@ -359,7 +359,8 @@ def conflict_candidates(spec: dict[str, Any]) -> Q:
     approved revision's port is checked in Python, so the filter never joins the revisions of every row.
 
     The host test runs here in Python over the port's `hosts_index` column (one small read), not as one SQL
-    condition per host and label: that grew with hosts x labels and broke SQLite's expression limit.
+    condition per host and label: that grew with hosts x labels and broke SQLite's expression limit. It is the one
+    overlap rule, `validation.hosts_overlap`, found through a `validation.HostIndex` of the spec's hosts.
     """
     port = spec["port"]
     tls = bool(spec.get("mode"))
@@ -368,49 +369,12 @@ def conflict_candidates(spec: dict[str, Any]) -> Q:
         incompatible = EVERY_SERVICE
     # Read whatever their port: the approved revision's port is checked in Python by the caller.
     pending = Q(approved_revision__isnull=False) & ~Q(approved_revision=F("current_revision"))
-    keys = _HostKeys.of(spec["hosts"])
-    if keys is None or incompatible is EVERY_SERVICE:
+    ours = validation.HostIndex(spec["hosts"])
+    if ours.overlaps_every_host or incompatible is EVERY_SERVICE:
         return Q(port=port) | pending
     rows = GatewayService.objects.filter(port=port).exclude(incompatible).values_list("pk", "hosts_index")
-    overlapping = [pk for pk, index in rows.iterator() if keys.may_overlap(index)]
+    overlapping = [pk for pk, stored in rows.iterator() if any(map(ours.overlaps, stored.strip("|").split("|")))]
     return (Q(port=port) & (incompatible | Q(pk__in=overlapping))) | pending
-
-
-@dataclass(frozen=True)
-class _HostKeys:
-    """What a stored `hosts_index` ('|host|host|', lower case) must hold to possibly overlap some hosts."""
-
-    names: frozenset[str]  # a stored host equal to one of these (trailing dot ignored)
-    suffixes: frozenset[str]  # a stored host ending with '.' + one of these (hosts a wildcard of ours covers)
-
-    @classmethod
-    def of(cls, hosts: list[str]) -> _HostKeys | None:
-        """None when a host is '*': every service on the port is a candidate."""
-        names, suffixes = {"*"}, set()
-        for host in hosts:
-            name = normal_host(host)
-            if name == "*":
-                return None
-            names.add(name)
-            labels = name.split(".")
-            # Their wildcards that may cover this host (or this wildcard).
-            names.update("*." + ".".join(labels[i:]) for i in range(1, len(labels)))
-            if name.startswith("*."):
-                # Their hosts this wildcard may cover.
-                names.add(name[2:])
-                suffixes.add(name[2:])
-        return cls(frozenset(names), frozenset(suffixes))
-
-    def may_overlap(self, hosts_index: str) -> bool:
-        for stored in hosts_index.strip("|").split("|"):
-            name = normal_host(stored)
-            if name in self.names:
-                return True
-            if self.suffixes:
-                parts = name.split(".")
-                if any(".".join(parts[i:]) in self.suffixes for i in range(1, len(parts))):
-                    return True
-        return False
 
 
 def _name_clashes(spec: dict[str, Any], target_clusters: list[Cluster], exclude_service_id: Any) -> list[str]:
@@ -670,8 +634,6 @@ def render_revision(revision: GatewayServiceRevision) -> None:
 
 def _refresh_statuses(*, service: GatewayService, target_clusters: list[Cluster]) -> None:
     """Mark where the service should now be, and ask those gateways (and ones it left) to converge."""
-    from clusters.enqueue import request_reconcile
-
     current = service.current_revision
     targeted = {c.pk: c for c in target_clusters}
     approved = service.approved_revision
@@ -738,8 +700,6 @@ def _request_removal(service: GatewayService) -> None:
 
 def _start_removal(service: GatewayService, *, audit: bool = True) -> None:
     """The block and any secret the portal created leave every cluster; the service goes when they are gone."""
-    from clusters.enqueue import request_reconcile
-
     if audit:
         _audit_service(
             service,
@@ -861,14 +821,7 @@ def team_save(*, data: dict[str, Any], team: Team | None = None) -> Team:
         changes = diff(before, _team_state(team))
         if action == "team.updated" and not changes:
             return team
-        audit_record(
-            action=action,
-            object_type="team",
-            object_id=team.slug,
-            object_repr=team.name,
-            team=team.slug,
-            changes=changes,
-        )
+        _audit_team(team, action, changes)
     return team
 
 
@@ -880,15 +833,21 @@ def team_delete(*, team: Team) -> None:
             raise DomainError(
                 {"non_field_errors": ["Ticketing sources are bound to this team; delete or rebind them first."]}
             )
-        audit_record(
-            action="team.deleted",
-            object_type="team",
-            object_id=team.slug,
-            object_repr=team.name,
-            team=team.slug,
-            changes=diff(_team_state(team), {}),
-        )
+        _audit_team(team, "team.deleted", diff(_team_state(team), {}))
         team.delete()
+
+
+def _audit_team(team: Team, action: str, changes: dict[str, Any]) -> None:
+    # The IdP's membership sync (services.identity.sync) records its own team events: as the synced user, with the
+    # groups that decided them as evidence.
+    audit_record(
+        action=action,
+        object_type="team",
+        object_id=team.slug,
+        object_repr=team.name,
+        team=team.slug,
+        changes=changes,
+    )
 
 
 def _team_state(team: Team) -> dict[str, Any]:

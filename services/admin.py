@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.html import format_html_join
 
+from clusters.enqueue import request_reconcile
 from gatewayportal.admin import (
     AMBER,
     BROWN,
@@ -24,6 +25,7 @@ from gatewayportal.admin import (
     GREY,
     PINK,
     RED,
+    ActionDeleteMixin,
     ActionForm,
     ActionFormAdmin,
     ActionRelationsMixin,
@@ -167,7 +169,7 @@ class TeamServiceInline(ReadOnlyInline):
 
 
 @admin.register(Team)
-class TeamAdmin(ActionRelationsMixin, admin.ModelAdmin):
+class TeamAdmin(ActionDeleteMixin, ActionRelationsMixin, admin.ModelAdmin):
     form = TeamForm
     list_display = [
         "slug",
@@ -220,13 +222,8 @@ class TeamAdmin(ActionRelationsMixin, admin.ModelAdmin):
         with admin_actor(request.user):
             form.instance = actions.team_save(data=dict(form.validated_data), team=stored)
 
-    def delete_model(self, request, obj: Team) -> None:
-        with admin_actor(request.user):
-            actions.team_delete(team=obj)
-
-    def delete_queryset(self, request, queryset: QuerySet[Team]) -> None:
-        for team in queryset:
-            self.delete_model(request, team)
+    def delete_action(self, obj: Team) -> None:
+        actions.team_delete(team=obj)
 
 
 # --- Gateway services: add form ------------------------------------------------------------------------------------
@@ -436,7 +433,7 @@ def state_badge(status: GatewayServiceStatus):
 
 
 @admin.register(GatewayService)
-class GatewayServiceAdmin(ObjectButtonsMixin, ActionFormAdmin):
+class GatewayServiceAdmin(ObjectButtonsMixin, ActionDeleteMixin, ActionFormAdmin):
     list_display = [
         "__str__",
         "team",
@@ -535,13 +532,8 @@ class GatewayServiceAdmin(ObjectButtonsMixin, ActionFormAdmin):
         deleted, counts, _perms_needed, protected = super().get_deleted_objects(objs, request)
         return deleted, counts, set(), protected
 
-    def delete_model(self, request, obj: GatewayService) -> None:
-        with admin_actor(request.user):
-            actions.gateway_service_delete(service=obj)
-
-    def delete_queryset(self, request, queryset: QuerySet[GatewayService]) -> None:
-        for service in queryset:
-            self.delete_model(request, service)
+    def delete_action(self, obj: GatewayService) -> None:
+        actions.gateway_service_delete(service=obj)
 
     # Columns and read-only fields.
 
@@ -623,8 +615,6 @@ class GatewayServiceAdmin(ObjectButtonsMixin, ActionFormAdmin):
 
     @admin.action(description="Reconcile now", permissions=["reconcile"])
     def reconcile(self, request, queryset: QuerySet[GatewayService]) -> None:
-        from clusters.enqueue import request_reconcile
-
         by_traffic: dict[str, set[int]] = {}
         for service in queryset:
             by_traffic.setdefault(service.traffic_type, set()).update(s.cluster_id for s in service.statuses.all())

@@ -12,7 +12,7 @@ only the team's services of that set that the documents no longer name.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import yaml
@@ -42,14 +42,7 @@ class Result:
     diff: dict[str, list[Any]]
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "index": self.index,
-            "name": self.name,
-            "namespace": self.namespace,
-            "action": self.action,
-            "revision": self.revision,
-            "diff": self.diff,
-        }
+        return asdict(self)
 
 
 def check_apply_set(value: str | None) -> str:

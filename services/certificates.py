@@ -104,6 +104,8 @@ def certificate_summary(certificate: x509.Certificate) -> dict[str, Any]:
 
 def san_covers(san: str, host: str) -> bool:
     """RFC 6125: `*.example.com` covers exactly one extra left-most label; a wildcard host only its own SAN."""
+    # Not services.listeners.normal_host: a SAN has no `namespace/` prefix to drop, and a '/' in one must not be
+    # read as one (a SAN `x/victim.example` covers nothing); only case and the trailing dot are ignored.
     san, host = san.lower().rstrip("."), host.lower().rstrip(".")
     if san == host:
         return True

@@ -104,31 +104,39 @@ OPERATOR_SPEC_FIELDS = frozenset(
 )
 
 
+# The operator's TLS sources -> the API's: (its source, ours, {its field: ours}, (its CA field, ours) or None).
+_TLS_SOURCES = (
+    ("tlsSecret", "tls_secret", {"cert": "cert", "key": "key"}, ("caCert", "ca_cert")),
+    ("tlsSecretRef", "tls_secret_ref", {"secretName": "secret_name"}, None),
+    (
+        "tlsSecretPath",
+        "tls_secret_path",
+        {"certPath": "cert_path", "keyPath": "key_path"},
+        ("caCertPath", "ca_cert_path"),
+    ),
+)
+
+
 def _tls_options(options: Any, *, ca_certificates: Any = None) -> dict[str, Any]:
     """The operator's `tlsOptions` (+ `caCertificates`, its MUTUAL CA) -> the API's `tls_options`.
 
-    `caCertificates` is Istio's CA bundle: a file path goes with `tlsSecretPath`, PEM text with `tlsSecret`.
+    `caCertificates` is Istio's CA bundle: a file path goes with `tlsSecretPath`, PEM text with `tlsSecret`, each
+    source's own CA field first.
     """
     if not isinstance(options, dict):
         raise DomainError({"spec": {"tlsOptions": ["Expected a mapping: tlsSecret, tlsSecretRef or tlsSecretPath."]}})
-    for option in ("tlsSecret", "tlsSecretRef", "tlsSecretPath"):
+    for option, *_ in _TLS_SOURCES:
         if options.get(option) is not None and not isinstance(options[option], dict):
             raise DomainError({"spec": {"tlsOptions": {option: ["Expected a mapping."]}}})
     result: dict[str, Any] = {}
-    if options.get("tlsSecret"):
-        secret = options["tlsSecret"]
-        result["tls_secret"] = {"cert": secret.get("cert"), "key": secret.get("key")}
-        ca_cert = secret.get("caCert") or ca_certificates
-        if ca_cert:
-            result["tls_secret"]["ca_cert"] = ca_cert
-    if options.get("tlsSecretRef"):
-        result["tls_secret_ref"] = {"secret_name": options["tlsSecretRef"].get("secretName")}
-    if options.get("tlsSecretPath"):
-        paths = options["tlsSecretPath"]
-        result["tls_secret_path"] = {"cert_path": paths.get("certPath"), "key_path": paths.get("keyPath")}
-        ca_path = paths.get("caCertPath") or ca_certificates
-        if ca_path:
-            result["tls_secret_path"]["ca_cert_path"] = ca_path
+    for option, ours, fields, ca_field in _TLS_SOURCES:
+        source = options.get(option)
+        if not source:
+            continue
+        result[ours] = {mine: source.get(theirs) for theirs, mine in fields.items()}
+        ca = ca_field and (source.get(ca_field[0]) or ca_certificates)
+        if ca:
+            result[ours][ca_field[1]] = ca
     if ca_certificates and not ({"tls_secret", "tls_secret_path"} & set(result)):
         raise DomainError(
             {

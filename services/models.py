@@ -55,6 +55,8 @@ class Team(models.Model):
         blank=True,
         help_text="Workload identities (CI pipelines) that act as the team: {issuer, audience, claims: {claim: glob}}.",
     )
+    # Timestamps, ordering and name as each named model declares them (clusters.Cluster, ticketing.TicketingSource):
+    # Django declarations alike in shape, with no logic to share.
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

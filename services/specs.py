@@ -296,6 +296,7 @@ TLS_OPTIONS = Object(
                 "ca_cert": Text(required=False, allow_null=True, trim=False),
             },
         ),
+        # Declarations of named text fields (here and in GATEWAY_SERVICE below): alike in shape, each its own rule.
         "tls_secret_ref": Object(
             required=False,
             fields={

@@ -39,10 +39,13 @@ def test_the_tree_keeps_its_contracts(contract: str) -> None:
 
 @pytest.fixture
 def tree(tmp_path: Path) -> Path:
-    """A copy of the project's packages and contracts, to break on purpose."""
+    """A copy of the project's packages and contracts (with the contract type the project adds), to break on purpose."""
     for package in PACKAGES:
         shutil.copytree(ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__", "templates"))
     shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    (tmp_path / "tests").mkdir()
+    for name in ("__init__.py", "import_contracts.py"):
+        shutil.copy(ROOT / "tests" / name, tmp_path / "tests" / name)
     return tmp_path
 
 
@@ -58,9 +61,14 @@ def tree(tmp_path: Path) -> Path:
         ("gatewayportal/context.py", "import services.models", "project-package"),
         ("services/selectors.py", "from clusters import converge", "services-boundaries"),
         ("clusters/selectors.py", "from clusters import converge", "worker"),
+        # The loop services.actions -> clusters.enqueue -> clusters.tasks -> clusters.converge -> services.actions,
+        # closed inside a function as it once was.
+        ("clusters/enqueue.py", "def _task(): from clusters.tasks import reconcile_gateway", "worker"),
+        ("clusters/enqueue.py", "def _task(): from clusters.tasks import reconcile_gateway", "no-module-cycles"),
+        ("audit/actions.py", "def _team(): from services.actions import team_save", "no-module-cycles"),
         ("ticketing/actions.py", "from services.api import serializers", "ticketing-boundaries"),
         ("audit/selectors.py", "import clusters.admin", "audit-boundaries"),
-        ("clusters/tasks.py", "from clusters import enqueue", "no-cycles"),
+        ("clusters/enqueue.py", "from clusters import tasks", "no-cycles"),
     ],
 )
 def test_a_deliberate_violation_breaks_its_contract(tree: Path, module: str, line: str, contract: str) -> None:

@@ -56,15 +56,15 @@ def _state(source: TicketingSource) -> dict[str, Any]:
     }
 
 
-def _audit_source(source: TicketingSource, action: str, *, changes: dict[str, Any], data: dict | None = None) -> None:
+def _audit_source(source: TicketingSource, action: str, **fields: Any) -> None:
+    """An event about a ticketing source: a change of it, or a delivery it sent (webhook.*)."""
     audit_record(
-        action=f"ticketing_source.{action}",
+        action=action,
         object_type="ticketing_source",
         object_id=str(source.pk),
         object_repr=source.name,
         team=source.team.slug,
-        changes=changes,
-        data=data,
+        **fields,
     )
 
 
@@ -74,7 +74,7 @@ def ticketing_source_create(*, data: dict[str, Any]) -> tuple[TicketingSource, s
     fields = {k: v for k, v in data.items() if k != "secret"}
     secret = data.get("secret") or signatures.generate_secret(fields["kind"])
     source = TicketingSource.objects.create(**fields, secret=secret)
-    _audit_source(source, "created", changes={k: [None, v] for k, v in _state(source).items()})
+    _audit_source(source, "ticketing_source.created", changes={k: [None, v] for k, v in _state(source).items()})
     return source, secret
 
 
@@ -87,7 +87,7 @@ def ticketing_source_update(*, source: TicketingSource, data: dict[str, Any]) ->
             raise ValueError(f"{name} cannot be updated here")
         setattr(source, name, value)
     source.save()
-    _audit_source(source, "updated", changes=diff(before, _state(source)))
+    _audit_source(source, "ticketing_source.updated", changes=diff(before, _state(source)))
     return source
 
 
@@ -106,7 +106,7 @@ def ticketing_source_rotate_secret(
     valid_until = source.previous_secret_expires_at.isoformat() if source.previous_secret_expires_at else None
     _audit_source(
         source,
-        "secret_rotated",
+        "ticketing_source.secret_rotated",
         changes={},
         data={
             "generated": secret is None,
@@ -119,7 +119,7 @@ def ticketing_source_rotate_secret(
 
 @transaction.atomic
 def ticketing_source_delete(*, source: TicketingSource) -> None:
-    _audit_source(source, "deleted", changes={k: [v, None] for k, v in _state(source).items()})
+    _audit_source(source, "ticketing_source.deleted", changes={k: [v, None] for k, v in _state(source).items()})
     source.delete()
 
 
@@ -217,12 +217,9 @@ def webhook_refuse(*, source: TicketingSource, status: int, reason: str, body: d
     count = _refusals_to_audit(source, reason)
     if count:
         with acting_as(name=source.name[:150], source="webhook"):
-            audit_record(
-                action="webhook.refused",
-                object_type="ticketing_source",
-                object_id=str(source.pk),
-                object_repr=source.name,
-                team=source.team.slug,
+            _audit_source(
+                source,
+                "webhook.refused",
                 data={
                     "reason": reason,
                     "status": status,
@@ -293,12 +290,9 @@ def _handle(source: TicketingSource, event: TicketEvent) -> WebhookAnswer:
 
 def _received(source: TicketingSource, event: TicketEvent, details: dict[str, Any]) -> WebhookAnswer:
     body = {**details, "ticket": event.ticket, "delivery_id": event.delivery_id}
-    audit_record(
-        action="webhook.received",
-        object_type="ticketing_source",
-        object_id=str(source.pk),
-        object_repr=source.name,
-        team=source.team.slug,
+    _audit_source(
+        source,
+        "webhook.received",
         ticket=event.ticket,
         data={**body, "event": event.kind, "kind": source.kind},
     )

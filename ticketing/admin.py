@@ -4,7 +4,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 
-from gatewayportal.admin import ReadOnlyAdmin, admin_actor
+from gatewayportal.admin import ActionDeleteMixin, ReadOnlyAdmin, admin_actor
 from ticketing import actions, signatures
 from ticketing.models import TicketingSource, WebhookDelivery
 
@@ -36,7 +36,7 @@ class TicketingSourceForm(forms.ModelForm):
 
 
 @admin.register(TicketingSource)
-class TicketingSourceAdmin(admin.ModelAdmin):
+class TicketingSourceAdmin(ActionDeleteMixin, admin.ModelAdmin):
     form = TicketingSourceForm
     list_display = ["name", "kind", "team", "enabled", "require_references", "previous_secret_expires_at", "updated_at"]
     list_filter = ["kind", "enabled", "require_references", "team"]
@@ -60,14 +60,8 @@ class TicketingSourceAdmin(admin.ModelAdmin):
         obj.pk = source.pk
         messages.warning(request, f"Secret of {source.name} (shown only this once): {secret}")
 
-    def delete_model(self, request, obj):
-        with admin_actor(request.user):
-            actions.ticketing_source_delete(source=obj)
-
-    def delete_queryset(self, request, queryset: QuerySet[TicketingSource]):
-        with admin_actor(request.user):
-            for source in queryset:
-                actions.ticketing_source_delete(source=source)
+    def delete_action(self, obj: TicketingSource) -> None:
+        actions.ticketing_source_delete(source=obj)
 
     @admin.action(description="Rotate secret (the old one stays valid for 24 hours)")
     def rotate_secret(self, request, queryset: QuerySet[TicketingSource]):

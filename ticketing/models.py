@@ -8,6 +8,8 @@ from django.db import models
 from gatewayportal.crypto import EncryptedTextField
 
 
+# Django choices, declared like those of services.choices (the portal's vocabulary) but of this app's own words:
+# alike in shape only.
 class SourceKind(models.TextChoices):
     GENERIC = "generic"
     JIRA = "jira"
@@ -52,6 +54,8 @@ class TicketingSource(models.Model):
         help_text="Jira issue field or ServiceNow record field whose text carries the approval references "
         "(blank: the description; not used by generic sources, which list them in `revisions`).",
     )
+    # Timestamps, ordering and name as each named model declares them (clusters.Cluster, services.Team): Django
+    # declarations alike in shape, with no logic to share.
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -255,6 +255,7 @@ def _jira_comment(comment: Any) -> str:
 # --- servicenow ---------------------------------------------------------------------------------------
 
 
+# The same keywords as parse_jira on purpose: ticketing.actions passes one status mapping to either.
 def parse_servicenow(
     payload: Any,
     *,

@@ -191,6 +191,8 @@ class TeamSerializer(StrictFieldsMixin, serializers.ModelSerializer):
     def validate_allowed_domains(self, value: list[str]) -> list[str]:
         cleaned = []
         for i, domain in enumerate(value):
+            # Stored in the form hosts are compared in (services.listeners.normal_host), but a `namespace/` prefix is
+            # refused by DOMAIN below rather than dropped.
             domain = domain.strip().lower().rstrip(".")
             if not DOMAIN.fullmatch(domain):
                 raise serializers.ValidationError(

@@ -45,17 +45,10 @@ def _person(*, issuer: str, claims: dict[str, Any]) -> User:
     subject = str(claims["sub"])
     email = claims.get("email") if isinstance(claims.get("email"), str) else ""
     with transaction.atomic():
-        identity = (
-            ExternalIdentity.objects.select_for_update()
-            .select_related("user")
-            .filter(kind=ExternalIdentity.Kind.PERSON, issuer=issuer, subject=subject)
-            .first()
-        )
+        identity = _locked_identity(ExternalIdentity.Kind.PERSON, issuer, subject)
         if identity is None:
             preferred = email or claims.get("preferred_username") or subject
-            user = User(username=_free_username(str(preferred)), email=email)
-            user.set_unusable_password()
-            user.save()
+            user = _new_user(_free_username(str(preferred)), email=email)
             identity = ExternalIdentity.objects.create(
                 user=user, kind=ExternalIdentity.Kind.PERSON, issuer=issuer, subject=subject, email=email
             )
@@ -81,17 +74,10 @@ def workload(*, issuer: str, subject: str, teams: list[Team]) -> User:
 
 def _workload(*, issuer: str, subject: str, teams: list[Team]) -> User:
     with transaction.atomic():
-        identity = (
-            ExternalIdentity.objects.select_for_update()
-            .select_related("user")
-            .filter(kind=ExternalIdentity.Kind.WORKLOAD, issuer=issuer, subject=subject)
-            .first()
-        )
+        identity = _locked_identity(ExternalIdentity.Kind.WORKLOAD, issuer, subject)
         if identity is None:
             digest = hashlib.sha256(f"{issuer}\0{subject}".encode()).hexdigest()[:20]
-            user = User(username=f"ci-{digest}")
-            user.set_unusable_password()
-            user.save()
+            user = _new_user(f"ci-{digest}")
             identity = ExternalIdentity.objects.create(
                 user=user, kind=ExternalIdentity.Kind.WORKLOAD, issuer=issuer, subject=subject
             )
@@ -156,6 +142,24 @@ def sync_roles(user: User, groups: set[str], *, identity: dict[str, str]) -> Non
                 data=evidence,
                 actor=username,
             )
+
+
+def _locked_identity(kind: str, issuer: str, subject: str) -> ExternalIdentity | None:
+    """The subject's identity, row-locked until the transaction ends, with its user; None at first sight."""
+    return (
+        ExternalIdentity.objects.select_for_update()
+        .select_related("user")
+        .filter(kind=kind, issuer=issuer, subject=subject)
+        .first()
+    )
+
+
+def _new_user(username: str, *, email: str = "") -> User:
+    """A user who signs in only through the identity provider (no password of the portal's)."""
+    user = User(username=username, email=email)
+    user.set_unusable_password()
+    user.save()
+    return user
 
 
 def _touch(identity: ExternalIdentity) -> None:

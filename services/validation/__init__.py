@@ -19,7 +19,13 @@ from services.choices import (
     TRAFFIC_TYPES,
 )
 from services.listeners import HTTP_FAMILY, ISTIO_PROTOCOLS, TLS_BEARING, parse_protocol
-from services.validation.hosts import dns_name_problem, hosts_overlap, is_dns1123_label, istio_host_problem
+from services.validation.hosts import (
+    HostIndex,
+    dns_name_problem,
+    hosts_overlap,
+    is_dns1123_label,
+    istio_host_problem,
+)
 from services.validation.istio import (
     ISTIO_API_VERSIONS,
     ISTIO_TLS_MODES,
@@ -38,6 +44,7 @@ from services.validation.tenancy import host_in_domains, secret_reference_errors
 
 __all__ = [
     "HTTP_FAMILY",
+    "HostIndex",
     "ISTIO_API_VERSIONS",
     "ISTIO_PROTOCOLS",
     "ISTIO_TLS_MODES",

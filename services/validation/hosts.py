@@ -1,12 +1,14 @@
 """Host names: Istio's syntax for a Gateway host (istio-gateway-rules.md §4) and when two hosts overlap.
 
-How hosts are compared (case, trailing dot, `namespace/` prefix) is `services.listeners.normal_host`.
+How hosts are compared (case, trailing dot, `namespace/` prefix) is `services.listeners.normal_host`; when two
+overlap is `hosts_overlap`, which `HostIndex` applies to many hosts at once.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Iterable
 
 from services.listeners import normal_host
 
@@ -96,3 +98,48 @@ def hosts_overlap(a: str, b: str) -> bool:
     if b_wild:
         return a.endswith(b[1:])
     return False
+
+
+def _domains(name: str) -> list[str]:
+    """The domains a name lies under: 'a.b.example.com' -> ['b.example.com', 'example.com', 'com']."""
+    labels = name.split(".")
+    return [".".join(labels[i:]) for i in range(1, len(labels))]
+
+
+class HostIndex:
+    """Hosts, indexed so that the ones overlapping another host are found with a few lookups (one per label of that
+    host) instead of a `hosts_overlap` with each: `overlaps(host)` is `any(hosts_overlap(h, host) for h in hosts)`.
+
+    Each host is filed under the keys an overlapping host looks up (see `_keys` and `_lookups`); the candidates found
+    are then decided by `hosts_overlap` itself, so the index narrows and the one rule decides.
+    """
+
+    def __init__(self, hosts: Iterable[str] = ()) -> None:
+        self._by_key: dict[tuple[str, str], list[str]] = {}
+        for host in hosts:
+            for key in self._keys(normal_host(host)):
+                self._by_key.setdefault(key, []).append(host)
+
+    @property
+    def overlaps_every_host(self) -> bool:
+        """'*' is among the hosts: every host overlaps one of them."""
+        return ("name", "*") in self._by_key
+
+    def overlaps(self, host: str) -> bool:
+        name = normal_host(host)
+        if name == "*":
+            return bool(self._by_key)
+        return any(hosts_overlap(ours, host) for key in self._lookups(name) for ours in self._by_key.get(key, ()))
+
+    @staticmethod
+    def _keys(name: str) -> set[tuple[str, str]]:
+        # The same name, or '*'; a wildcard covering this name (or, for a wildcard, a wildcard of a parent domain);
+        # for a wildcard `*.d`, a name under d (or a wildcard under it: see `_lookups`).
+        keys = {("name", name), *(("name", "*." + domain) for domain in _domains(name))}
+        if name.startswith("*."):
+            keys.add(("under", name[2:]))
+        return keys
+
+    @staticmethod
+    def _lookups(name: str) -> list[tuple[str, str]]:
+        return [("name", "*"), ("name", name), *(("under", domain) for domain in _domains(name))]

@@ -58,6 +58,14 @@ def test_host_overlap_is_symmetric_and_agrees_with_a_witness(a, b):
     assert validation.hosts_overlap(a, a)
 
 
+@PROPERTIES
+@given(st.lists(hosts(), max_size=4), hosts())
+def test_a_host_index_finds_exactly_the_hosts_that_overlap(indexed, host):
+    index = validation.HostIndex(indexed)
+    assert index.overlaps(host) == any(validation.hosts_overlap(ours, host) for ours in indexed)
+    assert index.overlaps_every_host == any(validation.hosts_overlap(ours, "zz.example.org") for ours in indexed)
+
+
 # --- Specs --------------------------------------------------------------------------------------------------------
 
 NAMES = st.sampled_from(["a", "a-b", "b", "shop"])

@@ -9,6 +9,7 @@ import pytest
 
 from services.rendering import GatewaySettings, render_server
 from services.validation import (
+    HostIndex,
     Issue,
     dns_name_problem,
     hosts_overlap,
@@ -720,3 +721,20 @@ def test_platform_may_use_any_host(host):
 def test_hosts_overlap(a, b, overlap):
     assert hosts_overlap(a, b) is overlap
     assert hosts_overlap(b, a) is overlap
+    # The index answers what the rule answers, for each side indexed.
+    assert HostIndex([a]).overlaps(b) is overlap
+    assert HostIndex([b]).overlaps(a) is overlap
+
+
+def test_a_host_index_answers_for_all_its_hosts():
+    index = HostIndex(["a.payments.example.com", "*.shop.example.org"])
+
+    assert index.overlaps("*.payments.example.com")
+    assert index.overlaps("x.y.shop.example.org")
+    assert index.overlaps("*.example.org")
+    assert index.overlaps("*")
+    assert not index.overlaps("payments.example.com")
+    assert not index.overlaps("shop.example.org")
+    assert not index.overlaps_every_host
+    assert HostIndex(["a.example.com", "NS/*"]).overlaps_every_host
+    assert not HostIndex([]).overlaps("*")
