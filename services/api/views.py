@@ -10,12 +10,12 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
-from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
 from audit.selectors import object_history
 from audit.serializers import AuditEventSerializer
 from gatewayportal.exceptions import DomainError
+from gatewayportal.parsers import JSONParser
 from gatewayportal.roles import IsPlatform, IsPlatformOrReadOnly, is_platform
 from services import actions, applying, importing, selectors
 from services.api.parsers import YAMLAliasParser, YAMLTextParser
