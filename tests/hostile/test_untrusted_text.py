@@ -7,7 +7,9 @@ in a refusal could not be encoded as UTF-8 (`{"cluster_selector": {"\\ud800": "x
 
 from __future__ import annotations
 
+import io
 import json
+from wsgiref.util import setup_testing_defaults
 
 import pytest
 from django.test import Client
@@ -114,3 +116,54 @@ def test_nul_and_lone_surrogates_in_yaml_are_a_400(tokens, text):
     for path in paths:
         answer = send(tokens[0], "post", path, text.encode(), content_type="application/yaml")
         assert answer.status_code == 400, (path, answer.status_code, answer.content[:200])
+
+
+@pytest.mark.parametrize("charset", ["rot13", "base64", "zlib"])
+def test_a_charset_that_is_no_text_encoding_is_a_400(tokens, charset):
+    """Python knows these codecs, so Django takes the declared charset; decoding a body with one raised (500s)."""
+    client = Client(raise_request_exception=False)
+    for path, media_type, body in [
+        ("/api/v1/gateway-services/", "application/json", json.dumps(http_service()).encode()),
+        ("/api/v1/gateway-services/import/", "application/yaml", b"kind: GatewayService"),
+    ]:
+        answer = client.generic(
+            "POST",
+            path,
+            data=body,
+            content_type=f"{media_type}; charset={charset}",
+            HTTP_AUTHORIZATION=f"Token {tokens[0]}",
+        )
+        assert answer.status_code == 400, (path, media_type, answer.status_code, answer.content[:200])
+        assert "is not a text encoding" in answer.json()["detail"]
+
+
+def _wsgi(content_type: str) -> tuple[str, bytes]:
+    """One request to the WSGI application gunicorn serves (the test client builds its requests itself)."""
+    from gatewayportal.wsgi import application
+
+    environ: dict = {}
+    setup_testing_defaults(environ)
+    environ.update(
+        REQUEST_METHOD="POST",
+        PATH_INFO="/api/v1/gateway-services/apply/",
+        QUERY_STRING="apply_set=ci",
+        CONTENT_TYPE=content_type,
+        CONTENT_LENGTH="4",
+        SERVER_NAME="testserver",
+        HTTP_HOST="testserver",
+    )
+    environ["wsgi.input"] = io.BytesIO(b"a: b")
+    started: list[str] = []
+    body = b"".join(application(environ, lambda status, headers, *_: started.append(status)))
+    return started[0], body
+
+
+def test_a_charset_that_is_no_text_encoding_is_a_400_before_django_reads_the_query_string():
+    """With a query string, Django itself decoded it with the declared codec while building the request: a
+    `LookupError` no middleware saw (a 500 from gunicorn, unauthenticated)."""
+    status, body = _wsgi("application/yaml; charset=rot13")
+    assert status.startswith("400"), (status, body[:200])
+    assert json.loads(body) == {"detail": "The charset 'rot13' is not a text encoding."}
+
+    status, _ = _wsgi("application/yaml; charset=utf-8")  # a text encoding goes on to Django: no token, 401
+    assert status.startswith("401"), status

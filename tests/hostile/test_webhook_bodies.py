@@ -276,6 +276,20 @@ def test_deep_documents_are_refused_and_reasonable_ones_read(sources):
         ("servicenow", {"result": {"number": "CHG\x001", "state": "approved"}}),
         ("servicenow", {"result": {"number": "OPS-123", "state": "approved", "comments": "\ud800"}}),
     ],
+    ids=[
+        "generic-actor-NUL",
+        "generic-comment-NUL",
+        "generic-ticket-NUL",
+        "generic-ticket-surrogate",
+        "generic-reference-NUL",
+        "generic-field-NUL",
+        "generic-field-surrogate",
+        "jira-actor-NUL",
+        "jira-timestamp-huge",
+        "jira-timestamp-huge-negative",
+        "servicenow-number-NUL",
+        "servicenow-comment-surrogate",
+    ],
 )
 def test_text_the_database_cannot_store_and_numbers_beyond_a_float_are_refused(sources, kind, change):
     template = {"generic": generic_delivery, "jira": jira_updated, "servicenow": servicenow_record}[kind]
