@@ -12,24 +12,6 @@ from clusters.permissions import REQUIRED_PERMISSIONS, Permission
 from services.choices import TRAFFIC_TYPES
 
 
-def summary_for_teams(message: str) -> str:
-    """What a team member sees of a connection or health message: its kind, never the address or the details.
-
-    The full message (API server host, port, TLS and HTTP details) is for platform engineers only, like the
-    cluster's `api_server` itself.
-    """
-    if not message:
-        return ""
-    text = message.lower()
-    if any(word in text for word in ("ssl", "tls", "certificate", "x509")):
-        return "TLS error"
-    if any(word in text for word in (" 401 ", " 403 ", "unauthorized", "forbidden", "token")):
-        return "unauthorized"
-    if any(word in text for word in ("cannot reach", "timed out", "timeout", "refused", "connection", "resolve")):
-        return "unreachable"
-    return "error; platform engineers see the details"
-
-
 def cluster_check(*, cluster: Cluster, permissions: bool = True) -> dict[str, Any]:
     """Connect now: reachability, version, Istio API, both Gateways, and (optionally) RBAC. Saves the health."""
     report: dict[str, Any] = {

@@ -2,9 +2,11 @@
 
 Refused, with a `yaml.YAMLError` naming the limit (so callers keep their `except yaml.YAMLError`):
 - anchors and aliases (`&a` / `*a`): an alias bomb of a few hundred bytes expands to 10^9 nodes;
-- more than `MAX_DOCUMENTS` documents, nesting deeper than `MAX_DEPTH`, text longer than `MAX_CHARS`.
+- more than `MAX_DOCUMENTS` documents, nesting deeper than `MAX_DEPTH`, text longer than `MAX_CHARS`;
+- strings holding NUL (`"\\0"`) or an unpaired surrogate (`"\\ud800"`): the database cannot store them, nor a
+  JSON answer echo them (`gatewayportal.untrusted`).
 
-Pure: imports nothing of the portal.
+Pure: imports nothing of the portal but `gatewayportal.untrusted`.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from typing import Any
 
 import yaml
 from yaml.events import AliasEvent
+
+from gatewayportal import untrusted
 
 MAX_CHARS = 1024 * 1024
 MAX_DOCUMENTS = 100
@@ -52,6 +56,13 @@ def _check_size(text: str) -> None:
         raise YAMLLimitError(f"YAML text longer than {MAX_CHARS} characters is not accepted.")
 
 
+def _checked(document: Any) -> Any:
+    found = untrusted.problem(document, max_depth=None)  # the composer already bounds the depth
+    if found:
+        raise YAMLLimitError(f"YAML: {found}")
+    return document
+
+
 def load_all(text: str) -> Iterator[Any]:
     """Every document of `text`, like `yaml.safe_load_all`, within the limits above."""
     _check_size(text)
@@ -62,7 +73,7 @@ def load_all(text: str) -> Iterator[Any]:
             count += 1
             if count > MAX_DOCUMENTS:
                 raise YAMLLimitError(f"More than {MAX_DOCUMENTS} YAML documents are not accepted.")
-            yield loader.get_data()
+            yield _checked(loader.get_data())
     finally:
         loader.dispose()
 
@@ -72,6 +83,6 @@ def load(text: str) -> Any:
     _check_size(text)
     loader = _BoundedLoader(text)
     try:
-        return loader.get_single_data()
+        return _checked(loader.get_single_data())
     finally:
         loader.dispose()

@@ -6,6 +6,7 @@ from typing import Any
 
 from django.db.models import Prefetch, QuerySet
 
+from clusters import messages
 from clusters.models import Cluster
 from gatewayportal.roles import is_platform
 from services.choices import Approval
@@ -119,6 +120,9 @@ def _view(row: dict[str, Any], statuses: list[dict[str, Any]], context: dict[str
     clusters = context.get("clusters_by_name")
     if clusters is None:
         clusters = context["clusters_by_name"] = clusters_by_name()
+    platform = context.get("viewer_is_platform")
+    if platform is None:
+        platform = context["viewer_is_platform"] = viewer_is_platform(context)
     spec = row["current_revision__spec"]
     return {
         "id": str(row["id"]),
@@ -142,11 +146,25 @@ def _view(row: dict[str, Any], statuses: list[dict[str, Any]], context: dict[str
         "approval_reference": row["current_revision__approval_reference"],
         **spec_view(spec, clusters),
         "certificate": row["current_revision__certificate"],
-        "status": [{**status, "updated_at": _iso(status["updated_at"])} for status in statuses],
+        "status": [
+            {
+                **status,
+                # The worker records the cluster's own errors here: team members read their kind (clusters.messages).
+                "message": messages.for_viewer(status["message"], platform=platform, state=status["state"]),
+                "updated_at": _iso(status["updated_at"]),
+            }
+            for status in statuses
+        ],
         "created_at": _iso(row["created_at"]),
         "updated_at": _iso(row["updated_at"]),
         "created_by": row["created_by"],
     }
+
+
+def viewer_is_platform(context: dict[str, Any]) -> bool:
+    """Whether a view goes to a platform engineer (the serializer context's request); without one, it does not."""
+    request = context.get("request")
+    return request is not None and is_platform(request.user)
 
 
 def _iso(value) -> str | None:

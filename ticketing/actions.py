@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -266,7 +267,9 @@ def _authenticated_event(
         # Jira signs its event time (milliseconds) inside the body: a replay older than the tolerance is refused.
         sent = payload.get("timestamp") if isinstance(payload, dict) else None
         if isinstance(sent, int | float) and not isinstance(sent, bool):
-            signatures.check_fresh(sent / 1000, now=now.timestamp())
+            # An int too large for a float is no time at all (dividing it was an OverflowError, a 500).
+            seconds = sent / 1000 if abs(sent) < 1e300 else math.inf
+            signatures.check_fresh(seconds, now=now.timestamp())
         return parsers.parse_jira(payload, body=body, **mapping)
     signatures.verify_bearer(secrets_=secrets_, headers=headers)
     return parsers.parse_servicenow(parsers.load_json(body), body=body, **mapping)

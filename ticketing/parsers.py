@@ -14,15 +14,14 @@ delivery carries them in the text of the ticket's description, or of the field t
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
-from gatewayportal import yamlsafe
+from gatewayportal import jsonsafe, yamlsafe
 from services.references import references_in
 from ticketing.signatures import body_digest
 
@@ -59,10 +58,12 @@ class TicketEvent:
 
 
 def load_json(body: bytes) -> Any:
+    """The delivery's JSON, bounded (`gatewayportal.jsonsafe`): no NaN, no nesting deeper than 64 levels, no NUL
+    or unpaired surrogate in any string. Everything after this may walk the body without meeting those."""
     try:
-        return json.loads(body)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise MalformedPayload({"non_field_errors": [f"The body must be a JSON document: {exc}."]}) from exc
+        return jsonsafe.loads(body)
+    except jsonsafe.JSONLimitError as exc:
+        raise MalformedPayload({"non_field_errors": [f"The body must be a JSON document: {exc}"]}) from exc
 
 
 # --- generic ------------------------------------------------------------------------------------------
@@ -133,7 +134,7 @@ def parse_jira(
     ticket = _ticket(issue.get("key"), "issue.key")
     actor = _jira_actor(data.get("user"))
     if event == "jira:issue_updated":
-        references = tuple(references_in(text_of(issue.get("fields", {}).get(reference_field or DESCRIPTION))))
+        references = _references_in(issue.get("fields", {}).get(reference_field or DESCRIPTION))
         return _jira_transition(
             data,
             ticket=ticket,
@@ -190,18 +191,48 @@ def _jira_request(issue: dict[str, Any], *, ticket: str, actor: str, delivery_id
     )
 
 
-_CODE_BLOCK = re.compile(
-    r"\{code(?::[^}]*)?\}(?P<a>.*?)\{code\}|\{noformat\}(?P<b>.*?)\{noformat\}|```[\w-]*\n(?P<c>.*?)```", re.DOTALL
-)
+# Openers of the code blocks a description may hold, and the closer each one needs.
+_CODE_OPENER = re.compile(r"\{code(?::[^}\n]{0,200})?\}|\{noformat\}|```[\w-]{0,50}\n")
+
+
+def _closer(opener: str) -> str:
+    return "{code}" if opener.startswith("{code") else "{noformat}" if opener.startswith("{noformat") else "```"
+
+
+def first_code_block(text: str) -> str | None:
+    """The text of the first closed code block (`{code[:lang]}…{code}`, `{noformat}…{noformat}`, a Markdown
+    fence), or None.
+
+    In linear time: an opener without its closer means no later opener of that kind has one either, so each kind
+    is searched to the end at most once. (The regular expression this replaces rescanned the rest of the text
+    for every unclosed opener: 160 KB of `{code:x}` took 30 s of a web worker, 1 MiB about 20 minutes.)
+    """
+    unclosed: set[str] = set()
+    for opener in _CODE_OPENER.finditer(text):
+        closer = _closer(opener.group())
+        if closer in unclosed:
+            continue
+        end = _find_closer(text, closer, opener.end())
+        if end < 0:
+            unclosed.add(closer)
+            if len(unclosed) == 3:
+                return None
+            continue
+        return text[opener.end() : end]
+    return None
+
+
+def _find_closer(text: str, closer: str, start: int) -> int:
+    return text.find(closer, start)
 
 
 def _request_from_description(description: Any) -> dict[str, Any]:
     text = _adf_code(description) if isinstance(description, dict) else description
     if not isinstance(text, str) or not text.strip():
         raise ValueError("The description must hold the gateway service request in YAML or JSON.")
-    block = _CODE_BLOCK.search(text)
-    if block:
-        text = next(g for g in block.groups() if g is not None)
+    block = first_code_block(text)
+    if block is not None:
+        text = block
     try:
         service = yamlsafe.load(text)
     except yaml.YAMLError as exc:
@@ -214,24 +245,32 @@ def _request_from_description(description: Any) -> dict[str, Any]:
 
 
 def _adf_code(node: dict[str, Any]) -> str:
-    """Text of the first codeBlock of an Atlassian Document Format tree, else all of its text."""
+    """Text of the first codeBlock of an Atlassian Document Format tree, else all of its text.
 
-    def texts(n: Any) -> list[str]:
-        if not isinstance(n, dict):
-            return []
-        if n.get("type") == "text":
-            return [str(n.get("text", ""))]
-        return [t for child in n.get("content") or [] for t in texts(child)]
+    Walked without recursion, and forgiving of any shape: a node that is not an object, a `content` that is not a
+    list and a `text` that is not a string add nothing (they were a `TypeError`, a 500, before).
+    """
+    code = next((n for n in _adf_nodes(node) if n.get("type") == "codeBlock"), None)
+    if code is not None:
+        return "".join(_adf_texts(code))
+    return "\n".join(_adf_texts(node))
 
-    def first_code(n: Any) -> dict[str, Any] | None:
-        if not isinstance(n, dict):
-            return None
-        if n.get("type") == "codeBlock":
-            return n
-        return next((c for child in n.get("content") or [] if (c := first_code(child))), None)
 
-    code = first_code(node)
-    return "".join(texts(code)) if code else "\n".join(texts(node))
+def _adf_nodes(root: Any) -> Iterator[dict[str, Any]]:
+    """The object nodes of an ADF tree in document order (depth first)."""
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if not isinstance(node, dict):
+            continue
+        yield node
+        content = node.get("content")
+        if isinstance(content, list):
+            stack.extend(reversed(content))
+
+
+def _adf_texts(root: Any) -> list[str]:
+    return [n["text"] for n in _adf_nodes(root) if n.get("type") == "text" and isinstance(n.get("text"), str)]
 
 
 def _jira_actor(user: Any) -> str:
@@ -284,7 +323,7 @@ def parse_servicenow(
     shown = "/".join(approval[-1:] + state[-1:])
     comment = next(iter(_sn_values(record.get("comments"))), "") or f"ServiceNow {ticket}: {shown}."
     reason = "" if kind != IGNORED else f"approval/state {shown!r} is mapped neither to approved nor to rejected."
-    references = tuple(references_in(text_of(record.get(reference_field or DESCRIPTION))))
+    references = _references_in(record.get(reference_field or DESCRIPTION))
     return TicketEvent(
         kind,
         ticket,
@@ -297,11 +336,14 @@ def parse_servicenow(
 
 
 def _sn_values(value: Any) -> list[str]:
-    if isinstance(value, dict):
-        return [str(value[k]) for k in ("value", "display_value") if value.get(k) not in (None, "")]
-    if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value) != "":
-        return [str(value)]
-    return []
+    """A field's plain value, or the `value` and `display_value` of a pair; strings and whole numbers only (a list
+    or an object there is no status, number or name)."""
+    pair = [value.get(k) for k in ("value", "display_value")] if isinstance(value, dict) else [value]
+    return [str(v) for v in pair if _sn_scalar(v)]
+
+
+def _sn_scalar(value: Any) -> bool:
+    return (isinstance(value, str) and value != "") or (isinstance(value, int) and not isinstance(value, bool))
 
 
 # --- shared -------------------------------------------------------------------------------------------
@@ -321,6 +363,11 @@ def text_of(value: Any) -> str:
         elif isinstance(item, list):
             stack.extend(reversed(item))
     return "\n".join(texts)
+
+
+def _references_in(value: Any) -> tuple[str, ...]:
+    """The approval references written in a field, the first `MAX_REFERENCES` of them (as a generic delivery's)."""
+    return tuple(references_in(text_of(value))[:MAX_REFERENCES])
 
 
 def match_status(values: Iterable[str], *, approved: Iterable[str], rejected: Iterable[str]) -> str:

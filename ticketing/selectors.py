@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 from django.db.models import QuerySet
 
 from ticketing.models import TicketingSource, WebhookDelivery
+
+SOURCE_NAME = re.compile(r"[-a-zA-Z0-9_]{1,63}")  # TicketingSource.name: a SlugField of 63
 
 
 def ticketing_source_list() -> QuerySet[TicketingSource]:
@@ -13,6 +17,10 @@ def ticketing_source_list() -> QuerySet[TicketingSource]:
 
 
 def ticketing_source_by_name(*, name: str) -> TicketingSource | None:
+    """None for a name no source can have (not a slug, or longer than the field): a NUL in the URL reached the query
+    and failed it (a 500, unauthenticated)."""
+    if not SOURCE_NAME.fullmatch(name):
+        return None
     return ticketing_source_list().filter(name=name).first()
 
 

@@ -17,6 +17,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import math
 import re
 import secrets
 from collections.abc import Iterable, Mapping
@@ -27,6 +28,9 @@ WHSEC_PREFIX = "whsec_"
 WHSEC_MIN_BYTES, WHSEC_MAX_BYTES = 24, 64
 TOKEN_MIN_CHARS, TOKEN_MAX_CHARS = 16, 512
 MAX_DELIVERY_ID_CHARS = 200
+# Seconds since the epoch have 10 digits until the year 2286; more than this is no time (int() of 5,000 digits
+# raises ValueError).
+MAX_TIMESTAMP_DIGITS = 15
 _TOKEN_CHARS = re.compile(r"^[\x21-\x7e]+$")  # printable ASCII without spaces: it travels in an HTTP header
 
 
@@ -116,7 +120,7 @@ def verify_standard_webhook(
     ):
         raise Unauthenticated("No webhook-signature entry matches this source's secret.")
 
-    if not timestamp.isascii() or not timestamp.isdigit():
+    if not timestamp.isascii() or not timestamp.isdigit() or len(timestamp) > MAX_TIMESTAMP_DIGITS:
         raise MalformedHeader("webhook-timestamp", "webhook-timestamp must be whole seconds since the Unix epoch.")
     check_fresh(int(timestamp), now=now, tolerance=tolerance, what="webhook-timestamp")
     if len(msg_id) > MAX_DELIVERY_ID_CHARS:
@@ -139,9 +143,17 @@ def _offered_v1_signatures(header: str) -> list[bytes]:
 
 
 def check_fresh(timestamp: float, *, now: float, tolerance: int = TOLERANCE_SECONDS, what: str = "timestamp") -> None:
-    if abs(now - timestamp) > tolerance:
+    """Refuse a timestamp further than `tolerance` seconds from `now`, however far (a number too large for a float,
+    or not finite, is simply stale: it was an OverflowError, a 500)."""
+    try:
+        skew = now - float(timestamp)
+    except OverflowError:
+        skew = math.inf
+    if not math.isfinite(skew):
+        raise StaleTimestamp(f"{what} is nowhere near the server's clock; at most {tolerance} seconds either way.")
+    if abs(skew) > tolerance:
         raise StaleTimestamp(
-            f"{what} is {int(now - timestamp)} seconds away from the server's clock; "
+            f"{what} is {int(skew)} seconds away from the server's clock; "
             f"at most {tolerance} seconds either way are accepted."
         )
 

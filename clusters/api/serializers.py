@@ -6,7 +6,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from clusters.health import summary_for_teams
+from clusters import messages
 from clusters.models import Cluster
 from gatewayportal.exceptions import DomainError
 from gatewayportal.roles import is_platform
@@ -14,6 +14,20 @@ from services import specs
 
 # Connection details only platform engineers see (the secrets themselves are never returned).
 PLATFORM_ONLY_FIELDS = ("api_server", "ca_cert")
+
+
+def viewer_is_platform(context: dict[str, Any]) -> bool:
+    """Whether the answer goes to a platform engineer; without a request, it does not (fail closed)."""
+    request = context.get("request")
+    return request is not None and is_platform(request.user)
+
+
+class ClusterErrorField(serializers.CharField):
+    """Text that is the cluster's own error (it names the API server): whole for platform engineers, its kind
+    (`unreachable`, `TLS error`, `unauthorized`) for everyone else (`clusters.messages`)."""
+
+    def to_representation(self, value: Any) -> str:
+        return messages.for_viewer(str(value), platform=viewer_is_platform(self.context))
 
 
 class HealthSerializer(serializers.Serializer):
@@ -60,14 +74,10 @@ class ClusterSerializer(serializers.ModelSerializer):
         extra_kwargs = {"api_server": {"required": False}, "ca_cert": {"required": False}}
 
     def get_health(self, cluster: Cluster) -> dict[str, Any]:
-        request = self.context.get("request")
-        message = cluster.health_message
-        if request is None or not is_platform(request.user):
-            message = summary_for_teams(message)
         return {
             "reachable": cluster.reachable,
             "checked_at": cluster.checked_at,
-            "message": message,
+            "message": messages.for_viewer(cluster.health_message, platform=viewer_is_platform(self.context)),
             "istio_api_version": cluster.istio_api_version,
         }
 
@@ -91,8 +101,7 @@ class ClusterSerializer(serializers.ModelSerializer):
 
     def to_representation(self, instance: Cluster) -> dict[str, Any]:
         data = super().to_representation(instance)
-        request = self.context.get("request")
-        if request is None or not is_platform(request.user):
+        if not viewer_is_platform(self.context):
             for name in PLATFORM_ONLY_FIELDS:
                 data.pop(name, None)
         return data
@@ -145,7 +154,7 @@ class GatewayServersSerializer(serializers.Serializer):
     traffic_type = serializers.CharField()
     gateway = serializers.CharField()
     reachable = serializers.BooleanField()
-    message = serializers.CharField(allow_blank=True)
+    message = ClusterErrorField(allow_blank=True)
     servers = LiveServerSerializer(many=True)
 
 

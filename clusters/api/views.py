@@ -97,7 +97,7 @@ class ClusterViewSet(viewsets.ModelViewSet):
             selectors.live_servers(cluster=cluster, traffic_type=traffic_type, teams=teams)
             for traffic_type in actions.TRAFFIC_TYPES
         ]
-        return Response(GatewayServersSerializer(views, many=True).data)
+        return Response(GatewayServersSerializer(views, many=True, context=self.get_serializer_context()).data)
 
     @extend_schema(request=AdoptSerializer, parameters=[DRY_RUN], responses=AdoptionResultSerializer)
     @action(detail=True, methods=["post"], permission_classes=[IsPlatform])

@@ -1,5 +1,6 @@
-from rest_framework.exceptions import ParseError
 from rest_framework.parsers import BaseParser
+
+from gatewayportal.parsers import body_text
 
 
 class YAMLTextParser(BaseParser):
@@ -8,11 +9,7 @@ class YAMLTextParser(BaseParser):
     media_type = "application/yaml"
 
     def parse(self, stream, media_type=None, parser_context=None) -> str:
-        encoding = (parser_context or {}).get("encoding", "utf-8")
-        try:
-            return stream.read().decode(encoding)
-        except UnicodeDecodeError as exc:
-            raise ParseError(f"The YAML body is not valid {encoding} text.") from exc
+        return body_text(stream, parser_context, "YAML")
 
 
 class YAMLAliasParser(YAMLTextParser):

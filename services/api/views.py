@@ -10,12 +10,12 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
-from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
 from audit.selectors import object_history
 from audit.serializers import AuditEventSerializer
 from gatewayportal.exceptions import DomainError
+from gatewayportal.parsers import JSONParser
 from gatewayportal.roles import IsPlatform, IsPlatformOrReadOnly, is_platform
 from services import actions, applying, importing, selectors
 from services.api.parsers import YAMLAliasParser, YAMLTextParser
@@ -218,7 +218,7 @@ class GatewayServiceViewSet(
 
     def _preview(self, *, team, data, service=None, partial=False, expected=None) -> dict:
         """Run every check inside a transaction that is always rolled back, then describe the result."""
-        from clusters.health import summary_for_teams
+        from clusters import messages
         from clusters.selectors import live_diff
 
         with transaction.atomic():
@@ -248,9 +248,9 @@ class GatewayServiceViewSet(
             live_diff(cluster=cluster, traffic_type=created.traffic_type, server=server, service_id=str(created.pk))
             for cluster in targets
         ]
-        if not is_platform(self.request.user):
-            for diff in body["diff"]:
-                diff["message"] = summary_for_teams(diff["message"])
+        platform = is_platform(self.request.user)
+        for diff in body["diff"]:
+            diff["message"] = messages.for_viewer(diff["message"], platform=platform)
         return body
 
     @extend_schema(

@@ -2,51 +2,26 @@
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from django.test import Client
 
+from tests.deploy.manifests import CHECK_DEPLOY, PRODUCTION_ENV, manage
 from tests.factories import api_token, make_user
 
 REPO = Path(__file__).resolve().parents[2]
 
-# The production variables docs/operations.md documents, with stand-in secrets.
-PRODUCTION = {
-    "DEBUG": "false",
-    "SECRET_KEY": "k" * 20 + "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJ",
-    "FIELD_ENCRYPTION_KEYS": "0UW2N0yqGo0X5uSm_0ZbM3nnAV6yQ7v4J0u6cEoXh4k=",
-    "ALLOWED_HOSTS": "gatewayportal.example.com",
-    "CSRF_TRUSTED_ORIGINS": "https://gatewayportal.example.com",
-    "SECURE_PROXY_SSL_HEADER": "HTTP_X_FORWARDED_PROTO,https",
-    "SECURE_SSL_REDIRECT": "true",
-    "SESSION_COOKIE_SECURE": "true",
-    "CSRF_COOKIE_SECURE": "true",
-    "SECURE_HSTS_SECONDS": "31536000",
-    "SECURE_HSTS_INCLUDE_SUBDOMAINS": "true",
-    "SECURE_HSTS_PRELOAD": "true",
-}
 
-
-def test_documented_production_variables_pass_check_deploy():
+def test_documented_production_variables_pass_check_deploy(tmp_path):
     operations = (REPO / "docs" / "operations.md").read_text()
-    for name in PRODUCTION:
+    for name in PRODUCTION_ENV:
         assert f"`{name}`" in operations, name
-    env = {k: v for k, v in os.environ.items() if k not in PRODUCTION and not k.startswith(("DJANGO_", "SECURE_"))}
-    env.update(PRODUCTION, DJANGO_SETTINGS_MODULE="gatewayportal.settings", DATABASE_URL="sqlite:////tmp/gp-check.db")
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check", "--deploy", "--tag", "security", "--fail-level", "WARNING"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+
+    result = manage(CHECK_DEPLOY, PRODUCTION_ENV, tmp=tmp_path)
+
     assert result.returncode == 0, result.stdout + result.stderr
     assert "WARNINGS" not in result.stdout + result.stderr
 
