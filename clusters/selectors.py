@@ -19,8 +19,14 @@ def cluster_list() -> QuerySet[Cluster]:
     return Cluster.objects.all()
 
 
-def live_servers(*, cluster: Cluster, traffic_type: str, teams: list[Any] | None) -> dict[str, Any]:
-    """Each server of the live Gateway, managed or not; with `teams`, the team an unmanaged one's hosts fall in."""
+def live_servers(
+    *, cluster: Cluster, traffic_type: str, teams: list[Any] | None, own_port_names: set[str] | None = None
+) -> dict[str, Any]:
+    """Each server of the live Gateway, managed or not; with `teams`, the team an unmanaged one's hosts fall in.
+
+    `own_port_names` narrows the answer for a team member: the portal's servers of other teams are left out
+    (their port names carry service names, their blocks hosts and Secret names), and of the rest only the
+    member's own blocks are shown in full. None (platform engineers) shows everything."""
     namespace, name = cluster.gateway_ref(traffic_type)
     answer: dict[str, Any] = {
         "traffic_type": traffic_type,
@@ -33,9 +39,20 @@ def live_servers(*, cluster: Cluster, traffic_type: str, teams: list[Any] | None
         live, _, managed = _read_live(cluster, traffic_type)
     except kube.KubeError as exc:
         return {**answer, "message": exc.message}
-    answer["servers"] = [{**entry, "server": server} for server, entry in _server_entries(live, managed, teams)]
+    servers = []
+    for server, entry in _server_entries(live, managed, teams):
+        if own_port_names is None or entry["port_name"] in own_port_names:
+            servers.append({**entry, "server": server})
+        elif not entry["managed"]:
+            servers.append(entry)
+    answer["servers"] = servers
     answer["reachable"] = True
     return answer
+
+
+def own_port_names(services: QuerySet[GatewayService]) -> set[str]:
+    """The port names of these services' current blocks: what a team member may read in full on a live Gateway."""
+    return {port_name(spec) for spec in services.values_list("current_revision__spec", flat=True) if spec}
 
 
 def gateway_view(*, cluster: Cluster, traffic_type: str) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from clusters.filtersets import ClusterFilterSet
 from gatewayportal.exceptions import DomainError
 from gatewayportal.roles import IsPlatform, IsPlatformOrReadOnly, is_platform
 from services.models import Team
+from services.selectors import gateway_services_for_user
 
 DRY_RUN = OpenApiParameter(
     "dry_run", OpenApiTypes.BOOL, description="Show what adoption would do and the writes it leads to; store nothing."
@@ -90,11 +91,14 @@ class ClusterViewSet(viewsets.ModelViewSet):
     @extend_schema(responses=GatewayServersSerializer(many=True))
     @action(detail=True, methods=["get"], url_path="gateways")
     def gateways_list(self, request, name=None):
-        """Each Gateway's servers, managed or not; for platform engineers, the team an unmanaged one would belong to."""
+        """Each Gateway's servers: for a team member its own blocks in full and the unmanaged servers' port names;
+        for platform engineers every server, and the team an unmanaged one would belong to."""
         cluster = self.get_object()
-        teams = list(Team.objects.all()) if is_platform(request.user) else None
+        platform = is_platform(request.user)
+        teams = list(Team.objects.all()) if platform else None
+        own = None if platform else selectors.own_port_names(gateway_services_for_user(request.user))
         views = [
-            selectors.live_servers(cluster=cluster, traffic_type=traffic_type, teams=teams)
+            selectors.live_servers(cluster=cluster, traffic_type=traffic_type, teams=teams, own_port_names=own)
             for traffic_type in actions.TRAFFIC_TYPES
         ]
         return Response(GatewayServersSerializer(views, many=True, context=self.get_serializer_context()).data)
