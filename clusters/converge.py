@@ -18,9 +18,10 @@ from typing import Any
 import redis
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import FilteredRelation, Q
 from django.utils import timezone
 
-from audit.actions import audit_record
+from audit.actions import audit_event, audit_record, audit_record_many
 from clusters import kube
 from clusters.desired import Desired, collect_desired, desired_digest, gateway_settings, load_material, read_facts
 from clusters.models import Cluster, GatewayState, gateway_lock_key
@@ -83,15 +84,31 @@ def gateway_converge(
     is not a failure of the gateway while retries remain.
     """
     with gateway_lock(cluster_id, traffic_type):
-        state = GatewayState.objects.select_related("cluster").filter(cluster_id=cluster_id, traffic_type=traffic_type)
-        state = state.first()
-        cluster = state.cluster if state else Cluster.objects.filter(pk=cluster_id).first()
+        cluster, state = _cluster_and_state(cluster_id, traffic_type)
         if cluster is None or not cluster.enabled:
             return None
-        if state is None:
-            state = GatewayState(cluster=cluster, traffic_type=traffic_type)  # saved with its first record
         with _timed(cluster.name, traffic_type):
             return _converge(cluster, traffic_type, state, verify_all=verify_all, record_conflicts=record_conflicts)
+
+
+def _cluster_and_state(cluster_id: int, traffic_type: str) -> tuple[Cluster | None, GatewayState]:
+    """The cluster and its gateway's state in one query (a LEFT JOIN: a gateway never reconciled has no state row
+    yet; it gets an unsaved one, saved with its first record)."""
+    cluster = (
+        Cluster.objects.annotate(
+            state=FilteredRelation("gateway_states", condition=Q(gateway_states__traffic_type=traffic_type))
+        )
+        .select_related("state")
+        .filter(pk=cluster_id)
+        .order_by()
+        .first()
+    )
+    state = getattr(cluster, "state", None) if cluster is not None else None
+    if state is None:
+        state = GatewayState(cluster=cluster, traffic_type=traffic_type)
+    else:
+        state.cluster = cluster
+    return cluster, state
 
 
 def _converge(
@@ -493,36 +510,35 @@ def _write_statuses(
 
 
 def _audit_changes(cluster: Cluster, traffic_type: str, state: GatewayState, desired: Desired, plan: Plan) -> None:
+    """The reconcile's audit events in one INSERT, however many Secrets it wrote."""
+    events = []
     if plan.gateway is not None:
-        audit_record(
-            action="gateway.applied",
-            object_type="gateway",
-            object_id=f"{cluster.name}/{traffic_type}",
-            object_repr=_gateway_repr(cluster, traffic_type),
-            cluster=cluster.name,
-            data={"traffic_type": traffic_type, "servers": plan.servers_diff},
-        )
-        if plan.drift:
-            audit_record(
-                action="drift.healed",
-                object_type="gateway",
-                object_id=f"{cluster.name}/{traffic_type}",
-                object_repr=_gateway_repr(cluster, traffic_type),
-                cluster=cluster.name,
-                data={"traffic_type": traffic_type, "servers": plan.servers_diff},
+        for action in ("gateway.applied", "drift.healed") if plan.drift else ("gateway.applied",):
+            events.append(
+                audit_event(
+                    action=action,
+                    object_type="gateway",
+                    object_id=f"{cluster.name}/{traffic_type}",
+                    object_repr=_gateway_repr(cluster, traffic_type),
+                    cluster=cluster.name,
+                    data={"traffic_type": traffic_type, "servers": plan.servers_diff},
+                )
             )
     teams = {item.service_id: item.team for item in desired.items}
     for op in plan.secret_ops:
         if op.action in ("create", "update", "delete"):
-            audit_record(
-                action=f"secret.{op.action}d",
-                object_type="secret",
-                object_id=op.key,
-                object_repr=op.key,
-                team=teams.get(op.service_id),
-                cluster=cluster.name,
-                data={"traffic_type": traffic_type, "service": op.service_id},
+            events.append(
+                audit_event(
+                    action=f"secret.{op.action}d",
+                    object_type="secret",
+                    object_id=op.key,
+                    object_repr=op.key,
+                    team=teams.get(op.service_id),
+                    cluster=cluster.name,
+                    data={"traffic_type": traffic_type, "service": op.service_id},
+                )
             )
+    audit_record_many(events)
 
 
 def _gateway_repr(cluster: Cluster, traffic_type: str) -> str:

@@ -9,7 +9,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import TextField
+from django.db import connection
+from django.db.models import Q, TextField
 from django.db.models.functions import Cast
 
 from clusters import kube
@@ -93,6 +94,7 @@ def collect_desired(cluster: Cluster, traffic_type: str) -> Desired:
         annotations[f"{kind}_block"] = Cast(f"{kind}__rendered_block", TextField())
     rows = (
         GatewayService.objects.filter(traffic_type=traffic_type, deleting_at__isnull=True)
+        .filter(_may_target(cluster, kinds))
         .annotate(**annotations)
         .order_by("created_at", "id")
         .values_list(*columns, *annotations)
@@ -153,6 +155,20 @@ def collect_desired(cluster: Cluster, traffic_type: str) -> Desired:
                 State.REJECTED, f"revision {current.number} was rejected and no approved revision runs on this cluster"
             )
     return desired
+
+
+def _may_target(cluster: Cluster, kinds: tuple[str, ...]) -> Q:
+    """On Postgres, the services whose revision names the cluster or has a selector its labels satisfy (JSON
+    containment, evaluated by the database): a gateway reads its own services, not every service of every cluster.
+    A superset of what lands (an empty selector passes here); `_targets` decides. Elsewhere (SQLite, the embedded
+    demo) every service is read and `_targets` alone decides."""
+    if connection.vendor != "postgresql":
+        return Q()
+    condition = Q()
+    for kind in kinds:
+        condition |= Q(**{f"{kind}__spec__clusters__contains": [cluster.name]})
+        condition |= Q(**{f"{kind}__spec__cluster_selector__contained_by": cluster.labels or {}})
+    return condition
 
 
 def _targets(spec: dict[str, Any], cluster: Cluster) -> bool:

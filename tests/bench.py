@@ -425,7 +425,7 @@ def quick_scaling(sizes: tuple[int, ...]) -> None:
         return sim
 
     try:
-        for row in bench_scaling(sim_factory):
+        for row in bench_scaling(sim_factory, 0):
             print(row, flush=True)
     finally:
         for sim in sims:
