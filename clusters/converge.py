@@ -116,11 +116,7 @@ def _converge(
 ) -> Plan | None:
     desired = collect_desired(cluster, traffic_type)
     if not (
-        desired.items
-        or desired.preset
-        or state.managed_servers
-        or state.secrets
-        or _has_statuses(cluster, traffic_type)
+        desired.runs or desired.preset or state.managed_servers or state.secrets or _has_statuses(cluster, traffic_type)
     ):
         return None  # the portal has never had anything on this gateway: nothing to converge
     settings_ = gateway_settings(cluster, traffic_type)
@@ -173,15 +169,14 @@ def _has_statuses(cluster: Cluster, traffic_type: str) -> bool:
     return GatewayServiceStatus.objects.filter(cluster=cluster, traffic_type=traffic_type).exists()
 
 
-def _is_idle(state: GatewayState, live: dict[str, Any], wanted: str) -> bool:
-    """Nothing to do: the last reconcile converged, the database wants what it wanted then, and nobody has
-    written the Gateway since (its resourceVersion is the one the portal wrote or read)."""
+def _looks_idle(state: GatewayState, wanted: str) -> bool:
+    """The last reconcile converged and the database wants what it wanted then: idle unless someone has written
+    the Gateway since (its resourceVersion is no longer the one the portal wrote or read)."""
     return (
         state.pk is not None
         and state.last_result == "ok"
         and state.desired_digest == wanted
         and bool(state.resource_version)
-        and (live.get("metadata") or {}).get("resourceVersion") == state.resource_version
     )
 
 
@@ -200,15 +195,18 @@ def _plan_and_write(
     client.remember_istio_api_version(cluster.istio_api_version)
     namespace, name = cluster.gateway_ref(traffic_type)
     excluded: dict[str, Outcome] = dict(desired.preset)
-    items = desired.items
-    for _ in range(MAX_CONFLICT_ROUNDS):
+    items: list[DesiredService] | None = None  # decoded only once there is something to plan
+    for attempt in range(MAX_CONFLICT_ROUNDS):
         try:
+            if attempt == 0 and not verify_all and _looks_idle(state, wanted):
+                # The Gateway's metadata alone decides: its servers are neither sent nor parsed.
+                metadata = client.gateway_metadata(namespace, name)
+                if metadata.get("resourceVersion") == state.resource_version:
+                    return None, {"metadata": metadata}
             live = client.get_gateway(namespace, name)
         except kube.NotFoundError:
             raise kube.PermanentError(f"Gateway {namespace}/{name} does not exist on cluster {cluster.name}")
-        if not verify_all and _is_idle(state, live, wanted):
-            return None, live
-        items = load_material(items, set(), settings_)  # revisions without stored digests only
+        items = load_material(desired.items if items is None else items, set(), settings_)  # without stored digests
         facts = read_facts(client, items, settings_, state, verify_all=verify_all)
         items = load_material(items, set(facts.secrets), settings_)
         plan = plan_gateway(live=live, desired=items, settings=settings_, facts=facts, excluded=excluded)

@@ -40,6 +40,27 @@ def test_an_idle_reconcile_reads_the_gateway_once_and_writes_nothing(kubesim):
     assert [(r.method, r.status) for r in kubesim.requests.all()] == [("GET", 200)]
 
 
+def test_an_idle_reconcile_reads_the_gateways_metadata_not_its_servers(kubesim, monkeypatch):
+    from clusters.kube import KubeClient
+
+    cluster = sim_cluster(kubesim, "c1", istio_api_version="networking.istio.io/v1")
+    make_service(clusters=["c1"])
+    gateway_converge(cluster_id=cluster.pk, traffic_type="ingress")
+
+    def whole_gateway(*args, **kwargs):
+        raise AssertionError("an idle reconcile read the whole Gateway")
+
+    monkeypatch.setattr(KubeClient, "get_gateway", whole_gateway)
+    assert gateway_converge(cluster_id=cluster.pk, traffic_type="ingress").gateway is None
+
+    # Once the database wants something else, the whole Gateway is read (and nothing else first).
+    make_service("another", clusters=["c1"])
+    monkeypatch.undo()
+    kubesim.requests.reset()
+    assert gateway_converge(cluster_id=cluster.pk, traffic_type="ingress").gateway is not None
+    assert [r.method for r in kubesim.requests.all()] == ["GET", "PUT"]
+
+
 def test_a_tls_secret_is_created_in_istio_system(kubesim):
     cluster = sim_cluster(kubesim, "c1")
     tls_service(clusters=["c1"])
