@@ -84,7 +84,7 @@ def gateway_converge(
     With `record_conflicts=False` a ConflictStorm is raised without being recorded: another writer being busy
     is not a failure of the gateway while retries remain.
     """
-    with gateway_lock(cluster_id, traffic_type), collector_paused():
+    with collector_paused(), gateway_lock(cluster_id, traffic_type):
         cluster, state = _cluster_and_state(cluster_id, traffic_type)
         if cluster is None or not cluster.enabled:
             return None
