@@ -38,10 +38,53 @@ def audit_record(
     other. Once the transaction commits, the SIEM log line is emitted and the sequencer is asked
     to seal the event into the hash chain (`audit.chain.seal`).
     """
+    event = audit_event(
+        action=action,
+        object_type=object_type,
+        object_id=object_id,
+        object_repr=object_repr,
+        team=team,
+        cluster=cluster,
+        ticket=ticket,
+        changes=changes,
+        data=data,
+        actor=actor,
+        source=source,
+    )
+    event.save()
+    _after_commit([event])
+    return event
+
+
+def audit_record_many(events: list[AuditEvent]) -> list[AuditEvent]:
+    """Append several events built by `audit_event` in one INSERT, in the caller's transaction (as `audit_record`
+    does one): a reconcile that writes a thousand Secrets records them in one statement."""
+    if events:
+        AuditEvent.objects.bulk_create(events)
+        _after_commit(events)
+    return events
+
+
+def audit_event(
+    *,
+    action: str,
+    object_type: str,
+    object_id: str = "",
+    object_repr: str = "",
+    team: str | None = None,
+    cluster: str | None = None,
+    ticket: str | None = None,
+    changes: dict[str, Any] | None = None,
+    data: dict[str, Any] | None = None,
+    actor: str | None = None,
+    source: str | None = None,
+) -> AuditEvent:
+    """An unsaved, unsealed event of the current actor, redacted; `audit_record` saves one, `audit_record_many`
+    several."""
     ctx = current_actor()
     if ctx.identity and (actor is None or actor == ctx.name):
         data = {**(data or {}), "identity": ctx.identity}
-    event = AuditEvent(
+    return AuditEvent(
         at=timezone.now(),
         actor=actor or ctx.name,
         source=source or ctx.source,
@@ -58,11 +101,13 @@ def audit_record(
         prev_hash=None,
         hash=None,
     )
-    event.save()
-    transaction.on_commit(lambda: emit_siem_line(event))
+
+
+def _after_commit(events: list[AuditEvent]) -> None:
+    for event in events:
+        transaction.on_commit(lambda event=event: emit_siem_line(event))
     # Cheap and never blocking: at most one seal is queued at a time (see `request_seal`).
     transaction.on_commit(request_seal, robust=True)
-    return event
 
 
 def _as_stored_json(value: dict[str, Any]) -> dict[str, Any]:

@@ -14,10 +14,20 @@ workers see a consistent state. The rules, in istiod's debounce terms:
 - Only one run per gateway at a time: a run that finds another in progress (e.g. the sweep's) marks the
   gateway dirty and leaves it to that one.
 
-Gateway writes for a stream of changes are therefore at most one per `max_delay` while changes come faster than
-one per `quiet` period, and at most one per `min_interval` otherwise, whatever the machine's load; a change on
-its own is applied after `quiet`. The three are settings: RECONCILE_QUIET_SECONDS, RECONCILE_MAX_DELAY_SECONDS,
-RECONCILE_MIN_INTERVAL_SECONDS.
+No rate threshold, no burst mode: nothing here guesses from how fast changes come.
+
+What the defaults (settings RECONCILE_QUIET_SECONDS = 0.1, RECONCILE_MAX_DELAY_SECONDS = 10,
+RECONCILE_MIN_INTERVAL_SECONDS = 10) promise, whatever the machine's load:
+
+- A change on its own (its gateway's previous run started at least `min_interval` ago) runs `quiet` after it
+  commits: applied within a second on a responsive cluster.
+- A burst lasting T seconds makes at most 1 + T / `min_interval` Gateway writes, plus the one that applies its
+  last change. The quiet period alone cannot bound it: changes arriving one by one through the API are more
+  than 0.1 s apart as soon as the machine is loaded (a 500-change burst on a loaded 2-core machine had 195 such
+  gaps), and each gap would let a run start. So the minimum interval is the bound, and its length is the price:
+  a second change within `min_interval` of a run waits for the rest of that interval. Ten seconds (istiod's
+  PILOT_DEBOUNCE_MAX) keeps a 500-change burst at 10 writes or fewer down to about 6 changes a second; at
+  5 seconds a loaded run wrote 15 times (docs/benchmarks.md, Method).
 
 Without Redis (the embedded demo on SQLite) or with eager tasks, there is nothing to coalesce: every request
 runs at once, in process.
@@ -33,9 +43,6 @@ from django.conf import settings
 
 from gatewayportal.redis import key_prefix, redis_client
 
-QUIET_SECONDS = 0.1
-MAX_DELAY_SECONDS = 5.0
-MIN_INTERVAL_SECONDS = 1.0
 # How long a queued marker or change time outlives the last touch (a queued task lost with the broker frees the
 # gateway after this) and how long a run is presumed alive (a worker killed mid-run frees it after this; the
 # periodic sweep covers the changes it had marked dirty).
@@ -51,16 +58,16 @@ RUN, WAIT, DEFER = "run", "wait", "defer"
 
 @dataclass(frozen=True)
 class Timing:
-    quiet: float = QUIET_SECONDS
-    max_delay: float = MAX_DELAY_SECONDS
-    min_interval: float = MIN_INTERVAL_SECONDS
+    quiet: float
+    max_delay: float
+    min_interval: float
 
 
 def timing() -> Timing:
     return Timing(
-        quiet=getattr(settings, "RECONCILE_QUIET_SECONDS", QUIET_SECONDS),
-        max_delay=getattr(settings, "RECONCILE_MAX_DELAY_SECONDS", MAX_DELAY_SECONDS),
-        min_interval=getattr(settings, "RECONCILE_MIN_INTERVAL_SECONDS", MIN_INTERVAL_SECONDS),
+        quiet=settings.RECONCILE_QUIET_SECONDS,
+        max_delay=settings.RECONCILE_MAX_DELAY_SECONDS,
+        min_interval=settings.RECONCILE_MIN_INTERVAL_SECONDS,
     )
 
 

@@ -6,10 +6,15 @@ Read by the worker (`clusters.converge`) and by the read-only views of a gateway
 from __future__ import annotations
 
 import dataclasses
+import functools
+import json
+import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
-from django.db.models import TextField
+from django.db import connection
+from django.db.models import Q, TextField
+from django.db.models.fields.json import KeyTextTransform, KeyTransform
 from django.db.models.functions import Cast
 
 from clusters import kube
@@ -22,13 +27,47 @@ from services.targeting import allowed, targets
 from services.validation.istio import validate_server
 
 
+class Run(NamedTuple):
+    """One revision that should run on the gateway, as read: what the desired digest needs, and its spec and stored
+    block as JSON text, decoded only when the gateway is planned (an idle reconcile never decodes them)."""
+
+    service_id: str
+    team: str
+    revision: int
+    revision_pk: int
+    block_digest: str
+    secret_digest: str
+    secret_ref: str  # tls_options.tls_secret_ref.secret_name ("" when none)
+    created: float
+    spec_json: str
+    block_json: str
+
+    def item(self) -> DesiredService:
+        return DesiredService(
+            self.service_id,
+            self.team,
+            self.revision,
+            json.loads(self.spec_json),
+            block_json=self.block_json,
+            block_digest=self.block_digest,
+            secret_digest=self.secret_digest,
+            created=self.created,
+            revision_pk=self.revision_pk,
+        )
+
+
 @dataclass
 class Desired:
-    items: list[DesiredService] = field(default_factory=list)
+    runs: list[Run] = field(default_factory=list)
     # Outcomes decided before looking at the cluster (approval gates).
     preset: dict[str, Outcome] = field(default_factory=dict)
     # Outcomes to show instead of "applied" when the block runs (an older approved revision).
     awaiting: dict[str, Outcome] = field(default_factory=dict)
+
+    @functools.cached_property
+    def items(self) -> list[DesiredService]:
+        """The runs for the planner, specs decoded (once)."""
+        return [run.item() for run in self.runs]
 
 
 def gateway_settings(cluster: Cluster, traffic_type: str) -> GatewaySettings:
@@ -43,16 +82,20 @@ def gateway_settings(cluster: Cluster, traffic_type: str) -> GatewaySettings:
 
 
 def desired_digest(desired: Desired, settings_: GatewaySettings) -> str:
-    """One digest of everything the gateway's managed part and its statuses are computed from."""
+    """One digest of everything the gateway's managed part and its statuses are computed from.
+
+    From the stored digests of each revision: no spec is decoded, no block rendered (unless a revision predates
+    stored renderings)."""
     items = [
         [
-            item.service_id,
-            item.revision,
-            item.block_digest or digest(render_server(item.spec, GatewaySettings(namespace_scoped_hosts=False))),
-            item.secret_digest,
-            ((item.spec.get("tls_options") or {}).get("tls_secret_ref") or {}).get("secret_name", ""),
+            run.service_id,
+            run.revision,
+            run.block_digest
+            or digest(render_server(json.loads(run.spec_json), GatewaySettings(namespace_scoped_hosts=False))),
+            run.secret_digest,
+            run.secret_ref,
         ]
-        for item in desired.items
+        for run in desired.runs
     ]
     outcomes = {
         kind: sorted([sid, o.state, o.message, o.revision] for sid, o in found.items())
@@ -62,81 +105,123 @@ def desired_digest(desired: Desired, settings_: GatewaySettings) -> str:
     return digest([setting, items, outcomes])
 
 
-_REVISION_FIELDS = ("id", "number", "spec", "approval", "block_digest", "secret_digest", "created_at")
+# Per revision kind: its id, number, approval, stored digests, then (as text) its spec, its stored block, the spec's
+# targeting keys and its Secret reference: plain strings, so that reading thousands of rows decodes no JSON.
+_REVISION_FIELDS = ("id", "number", "approval", "block_digest", "secret_digest")
+_REVISION_TEXTS = {
+    "spec": "spec",
+    "block": "rendered_block",
+    "clusters": "spec__clusters",
+    "selector": "spec__cluster_selector",
+}
 
 
-@dataclasses.dataclass(frozen=True)
-class _Revision:
+class _Revision(NamedTuple):
     id: int
     number: int
-    spec: dict[str, Any]
     approval: str
     block_digest: str
     secret_digest: str
-    created_at: Any
+    spec_json: str
     block_json: str
+    clusters: str | None
+    selector: str | None
+    secret_ref: str | None
+
+    def target(self) -> dict[str, Any]:
+        """The part of the spec `services.targeting.targets` reads."""
+        return {"clusters": _decoded(self.clusters), "cluster_selector": _decoded(self.selector)}
 
     @classmethod
-    def from_row(cls, row: dict[str, Any], kind: str) -> _Revision | None:
-        """The `kind` revision (current_revision, approved_revision) of a `collect_desired` row; None without one."""
-        if row[f"{kind}__id"] is None:
+    def from_row(cls, row: tuple, at: dict[str, int], kind: str, index: int) -> _Revision | None:
+        """The `kind` revision (current_revision, approved_revision: the `index`th kind read) of a
+        `collect_desired` row, its values found by name through `at`; None when the service has none."""
+        if row[at[f"{kind}__id"]] is None:
             return None
-        return cls(**{name: row[f"{kind}__{name}"] for name in _REVISION_FIELDS}, block_json=row[f"{kind}_block"] or "")
+        values = [row[at[f"{kind}__{name}"]] for name in _REVISION_FIELDS]
+        texts = [row[at[f"r{index}_{name}"]] for name in (*_REVISION_TEXTS, "secret_ref")]
+        return cls._make(values + texts)
+
+
+@functools.lru_cache(maxsize=1024)
+def _decoded(text: str | None) -> Any:
+    """JSON text as read (a team's limits, a spec's cluster list or selector), decoded once per distinct value."""
+    return None if text is None else json.loads(text)
 
 
 def collect_desired(cluster: Cluster, traffic_type: str) -> Desired:
     """Every live revision that should run on this gateway, oldest service first (older blocks win clashes).
 
     One query of plain values: no model instances, no private keys (`load_material` reads those only for the
-    secrets about to be written), and each stored block as JSON text, decoded only if the gateway is planned.
+    secrets about to be written), every JSON value as text: the targeting keys and the teams' limits are decoded
+    once per distinct value, the specs and stored blocks only if the gateway is planned (`Desired.items`).
     """
     desired = Desired()
     gated = cluster.requires_approval
     kinds = ("current_revision", "approved_revision") if gated else ("current_revision",)
-    columns = ["id", "team__slug", "team__allowed_clusters", "team__allowed_cluster_selector", "created_at"]
-    annotations = {}
-    for kind in kinds:
+    columns = [
+        "team__slug",
+        "created_at",
+    ]
+    annotations: dict[str, Any] = {
+        "sid": Cast("id", TextField()),
+        "allowed_names": Cast("team__allowed_clusters", TextField()),
+        "allowed_selector": Cast("team__allowed_cluster_selector", TextField()),
+    }
+    for index, kind in enumerate(kinds):
         columns += [f"{kind}__{name}" for name in _REVISION_FIELDS]
-        annotations[f"{kind}_block"] = Cast(f"{kind}__rendered_block", TextField())
+        for name, path in _REVISION_TEXTS.items():
+            annotations[f"r{index}_{name}"] = Cast(f"{kind}__{path}", TextField())
+        annotations[f"r{index}_secret_ref"] = KeyTextTransform(
+            "secret_name", KeyTransform("tls_secret_ref", KeyTransform("tls_options", f"{kind}__spec"))
+        )
+    # Tuples, not dicts (thousands of rows), read by name: `at` gives each named value's place in a row.
+    fields = [*columns, *annotations]
+    at = {field: place for place, field in enumerate(fields)}
     rows = (
         GatewayService.objects.filter(traffic_type=traffic_type, deleting_at__isnull=True)
+        .filter(_may_target(cluster, kinds))
         .annotate(**annotations)
         .order_by("created_at", "id")
-        .values(*columns, *annotations)
+        .values_list(*fields)
     )
     landed: set[str] | None = None  # services with a status here; read only when a team's limits exclude one
 
-    def lands(spec: dict[str, Any], sid: str, names: Any, selector: Any) -> bool:
+    def lands(revision: _Revision, sid: str, names: str | None, selector: str | None) -> bool:
         nonlocal landed
-        if not _targets(spec, cluster):
+        if not _targets(revision.target(), cluster):
             return False
-        if allowed(cluster.name, cluster.labels, names=names, selector=selector):
+        if allowed(cluster.name, cluster.labels, names=_decoded(names), selector=_decoded(selector)):
             return True
         if landed is None:
             statuses = GatewayServiceStatus.objects.filter(cluster=cluster).values_list("service_id", flat=True)
             landed = {str(service_id) for service_id in statuses}
         return sid in landed
 
+    postgres = connection.vendor == "postgresql"
     for row in rows:
-        sid, team = str(row["id"]), row["team__slug"]
-        names, selector = row["team__allowed_clusters"], row["team__allowed_cluster_selector"]
-        service_created = row["created_at"]
-        current = _Revision.from_row(row, "current_revision")
-        runs = _Revision.from_row(row, "approved_revision") if gated else current
+        team, service_created = row[at["team__slug"]], row[at["created_at"]]
+        sid, allowed_names, selector = row[at["sid"]], row[at["allowed_names"]], row[at["allowed_selector"]]
+        if not postgres:
+            sid = str(uuid.UUID(sid))  # SQLite keeps a UUID as 32 hex digits
+        revisions = [_Revision.from_row(row, at, kind, index) for index, kind in enumerate(kinds)]
+        current = revisions[0]
+        runs = revisions[1] if gated else current
         pending = gated and current is not None and current.approval == Approval.PENDING
-        waiting = pending and lands(current.spec, sid, names, selector)
-        if runs is not None and lands(runs.spec, sid, names, selector):
-            desired.items.append(
-                DesiredService(
-                    sid,
-                    team,
-                    runs.number,
-                    runs.spec,
-                    block_json=runs.block_json,
+        waiting = pending and lands(current, sid, allowed_names, selector)
+        if runs is not None and lands(runs, sid, allowed_names, selector):
+            desired.runs.append(
+                Run(
+                    service_id=sid,
+                    team=team,
+                    revision=runs.number,
+                    revision_pk=runs.id,
                     block_digest=runs.block_digest,
                     secret_digest=runs.secret_digest,
+                    secret_ref=runs.secret_ref or "",
                     created=service_created.timestamp(),
-                    revision_pk=runs.id,
+                    spec_json=runs.spec_json,
+                    block_json=runs.block_json or "",
                 )
             )
             if pending:
@@ -150,11 +235,27 @@ def collect_desired(cluster: Cluster, traffic_type: str) -> Desired:
             desired.preset[sid] = Outcome(
                 State.AWAITING_APPROVAL, f"revision {current.number} awaits approval before it runs on this cluster"
             )
-        elif gated and current and current.approval == Approval.REJECTED and lands(current.spec, sid, names, selector):
+        elif (
+            gated and current and current.approval == Approval.REJECTED and lands(current, sid, allowed_names, selector)
+        ):
             desired.preset[sid] = Outcome(
                 State.REJECTED, f"revision {current.number} was rejected and no approved revision runs on this cluster"
             )
     return desired
+
+
+def _may_target(cluster: Cluster, kinds: tuple[str, ...]) -> Q:
+    """On Postgres, the services whose revision names the cluster or has a selector its labels satisfy (JSON
+    containment, evaluated by the database): a gateway reads its own services, not every service of every cluster.
+    A superset of what lands (an empty selector passes here); `_targets` decides. Elsewhere (SQLite, the embedded
+    demo) every service is read and `_targets` alone decides."""
+    if connection.vendor != "postgresql":
+        return Q()
+    condition = Q()
+    for kind in kinds:
+        condition |= Q(**{f"{kind}__spec__clusters__contains": [cluster.name]})
+        condition |= Q(**{f"{kind}__spec__cluster_selector__contained_by": cluster.labels or {}})
+    return condition
 
 
 def _targets(spec: dict[str, Any], cluster: Cluster) -> bool:

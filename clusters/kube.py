@@ -33,6 +33,8 @@ GATEWAY_PLURAL = "gateways"
 OPERATOR_GROUPS = ("gatewayservice.xunholy.github.com", "crd.xunholy.github.com")
 OPERATOR_VERSION = "v1alpha1"
 OPERATOR_PLURAL = "gatewayservices"
+# An object's metadata only (served for every resource, custom ones included, since Kubernetes 1.15).
+PARTIAL_OBJECT_METADATA = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1, application/json"
 
 
 class KubeError(Exception):
@@ -150,6 +152,23 @@ class KubeClient:
             return self.custom.get_namespaced_custom_object(
                 ISTIO_GROUP, version, namespace, GATEWAY_PLURAL, name, _request_timeout=self.timeout
             )
+
+    def gateway_metadata(self, namespace: str, name: str) -> dict[str, Any]:
+        """The Gateway's metadata without its servers (a PartialObjectMetadata answer), for an idle reconcile that
+        only compares resourceVersions. An API server that does not answer that way sends the whole object
+        (the Accept header lists plain JSON after it, as Kubernetes clients do)."""
+        version = self.istio_api_version().rsplit("/", 1)[1]
+        with _translated(f"reading Gateway {namespace}/{name}"):
+            answer = self.custom.get_namespaced_custom_object(
+                ISTIO_GROUP,
+                version,
+                namespace,
+                GATEWAY_PLURAL,
+                name,
+                _request_timeout=self.timeout,
+                _headers={"Accept": PARTIAL_OBJECT_METADATA},
+            )
+        return answer.get("metadata") or {}
 
     def replace_gateway(self, body: dict[str, Any]) -> dict[str, Any]:
         """PUT the whole Gateway; its metadata.resourceVersion is the precondition (409 when stale)."""

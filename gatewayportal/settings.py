@@ -222,6 +222,14 @@ METRICS_TOKEN = env("METRICS_TOKEN", default="")
 
 SWEEP_INTERVAL_SECONDS = env.int("SWEEP_INTERVAL_SECONDS", default=300)
 HEALTH_CHECK_INTERVAL_SECONDS = env.int("HEALTH_CHECK_INTERVAL_SECONDS", default=300)
+# Coalescing of reconciles per gateway (clusters.coalescer, istiod's debounce): a run starts once changes have been
+# quiet this long, no later than the max delay after the first change it serves, and at least the minimum interval
+# after the gateway's previous run started. The minimum interval bounds Gateway writes during a burst (at most one
+# per interval, whatever the load) and is what a second change soon after a run may wait; the coalescer's docstring
+# and docs/benchmarks.md (Method) give the measurements behind these defaults.
+RECONCILE_QUIET_SECONDS = env.float("RECONCILE_QUIET_SECONDS", default=0.1)
+RECONCILE_MAX_DELAY_SECONDS = env.float("RECONCILE_MAX_DELAY_SECONDS", default=10.0)
+RECONCILE_MIN_INTERVAL_SECONDS = env.float("RECONCILE_MIN_INTERVAL_SECONDS", default=10.0)
 # Cluster credentials over plain http://, with insecure-skip-tls-verify or a proxy-url are refused unless this is
 # set (test clusters only: the demo and the tests talk to kubesim over HTTP).
 ALLOW_INSECURE_CLUSTERS = env.bool("ALLOW_INSECURE_CLUSTERS", default=False)

@@ -54,6 +54,14 @@ class Store:
                 raise not_found(kind.target(name))
             return copy.deepcopy(obj)
 
+    def metadata(self, kind: Kind, namespace: str, name: str) -> Object:
+        """An object's metadata alone (a PartialObjectMetadata answer): nothing else is copied."""
+        with self._lock:
+            obj = self._objects.get((kind.key, namespace, name))
+            if obj is None:
+                raise not_found(kind.target(name))
+            return copy.deepcopy(obj.get("metadata") or {})
+
     def find(self, kind: Kind, namespace: str, name: str) -> Object | None:
         try:
             return self.get(kind, namespace, name)

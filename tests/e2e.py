@@ -98,6 +98,12 @@ def _spawn(command: list[str], environment: dict[str, str], log: Path) -> subpro
         )
 
 
+# The tests' workers (and the test process that enqueues for them) coalesce with a 1 s minimum interval and a 5 s
+# max delay: the product's 10 s (clusters.coalescer) would only make every test that changes a gateway twice
+# wait. The coalescer's rules are tested with the product's settings in tests/clusters/test_actions.py.
+TEST_COALESCING = {"RECONCILE_MIN_INTERVAL_SECONDS": 1.0, "RECONCILE_MAX_DELAY_SECONDS": 5.0}
+
+
 def start_worker(
     queue: str, log: Path, *, env: dict[str, str] | None = None, concurrency: int = 4, args: tuple[str, ...] = ()
 ) -> WorkerProcess:
@@ -111,6 +117,7 @@ def start_worker(
         "CELERY_QUEUE": queue,
         "KUBE_REQUEST_TIMEOUT_SECONDS": "3",
         "LOG_FORMAT": "plain",
+        **{name: str(value) for name, value in TEST_COALESCING.items()},
         **(env or {}),
     }
     command = [sys.executable, "-m", "celery", "-A", "gatewayportal", "worker", "-Q", queue, "-c", str(concurrency)]
@@ -203,6 +210,8 @@ def _tasks_sent_to(queue: str, settings) -> Iterator[None]:
     # Read before touching Django's settings: Celery's configuration reads through to them.
     before = (celery_app.conf.task_always_eager, celery_app.conf.task_default_queue)
     settings.CELERY_TASK_ALWAYS_EAGER = False
+    for name, value in TEST_COALESCING.items():
+        setattr(settings, name, value)
     celery_app.conf.task_always_eager = False
     celery_app.conf.task_default_queue = queue
     try:

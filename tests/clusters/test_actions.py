@@ -54,7 +54,7 @@ def test_requests_while_one_is_queued_are_coalesced(queued, django_capture_on_co
         enqueue.request_reconcile(cluster_ids=[cluster_id, cluster_id], traffic_type="ingress")
     with django_capture_on_commit_callbacks(execute=True):
         enqueue.request_reconcile(cluster_ids=[cluster_id], traffic_type="ingress")
-    assert calls == [((cluster_id, "ingress"), coalescer.QUIET_SECONDS)]
+    assert calls == [((cluster_id, "ingress"), coalescer.timing().quiet)]
 
 
 def test_a_change_during_a_run_causes_exactly_one_follow_up(queued, no_waiting, monkeypatch):
@@ -86,21 +86,23 @@ def test_a_run_without_changes_meanwhile_queues_nothing_and_frees_the_gateway(qu
 def test_many_changes_within_the_quiet_period_make_one_run(queued):
     cluster_id, _ = queued
     countdowns = [coalescer.note_change(cluster_id, "ingress", now=T + i * 0.01) for i in range(20)]
-    assert countdowns[0] == coalescer.QUIET_SECONDS
+    assert countdowns[0] == coalescer.timing().quiet
     assert countdowns[1:] == [None] * 19
     last = T + 0.19
     verdict, wait = coalescer.begin(cluster_id, "ingress", token="a", now=T + 0.1)
-    assert verdict == coalescer.WAIT and wait == pytest.approx(last + coalescer.QUIET_SECONDS - (T + 0.1))
-    assert coalescer.begin(cluster_id, "ingress", token="a", now=last + coalescer.QUIET_SECONDS)[0] == coalescer.RUN
+    assert verdict == coalescer.WAIT and wait == pytest.approx(last + coalescer.timing().quiet - (T + 0.1))
+    assert coalescer.begin(cluster_id, "ingress", token="a", now=last + coalescer.timing().quiet)[0] == coalescer.RUN
     assert coalescer.finish(cluster_id, "ingress", token="a", now=last + 0.5) is None
 
 
 def test_a_steady_stream_runs_no_later_than_the_max_delay_after_its_first_change(queued):
     cluster_id, _ = queued
-    for i in range(100):
-        coalescer.note_change(cluster_id, "ingress", now=T + i * 0.05)  # never quiet for 0.1 s
+    max_delay = coalescer.timing().max_delay
+    for i in range(round((max_delay + 2) / 0.05)):
+        coalescer.note_change(cluster_id, "ingress", now=T + i * 0.05)  # never quiet for 0.1 s, past the max delay
     assert coalescer.begin(cluster_id, "ingress", token="a", now=T + 1.0)[0] == coalescer.WAIT
-    assert coalescer.begin(cluster_id, "ingress", token="a", now=T + coalescer.MAX_DELAY_SECONDS)[0] == coalescer.RUN
+    assert coalescer.begin(cluster_id, "ingress", token="a", now=T + max_delay - 0.5)[0] == coalescer.WAIT
+    assert coalescer.begin(cluster_id, "ingress", token="a", now=T + max_delay)[0] == coalescer.RUN
 
 
 def test_runs_start_at_least_the_minimum_interval_apart(queued):
@@ -109,9 +111,9 @@ def test_runs_start_at_least_the_minimum_interval_apart(queued):
     assert coalescer.begin(cluster_id, "ingress", token="a", now=T + 0.1)[0] == coalescer.RUN
     assert coalescer.finish(cluster_id, "ingress", token="a", now=T + 0.3) is None
     countdown = coalescer.note_change(cluster_id, "ingress", now=T + 0.4)
-    assert countdown == pytest.approx(T + 0.1 + coalescer.MIN_INTERVAL_SECONDS - (T + 0.4))
+    assert countdown == pytest.approx(T + 0.1 + coalescer.timing().min_interval - (T + 0.4))
     verdict, wait = coalescer.begin(cluster_id, "ingress", token="b", now=T + 0.6)
-    assert verdict == coalescer.WAIT and wait == pytest.approx(0.5)
+    assert verdict == coalescer.WAIT and wait == pytest.approx(T + 0.1 + coalescer.timing().min_interval - (T + 0.6))
 
 
 def test_a_sweep_run_during_a_run_defers_and_the_follow_up_verifies(queued):
@@ -122,7 +124,7 @@ def test_a_sweep_run_during_a_run_defers_and_the_follow_up_verifies(queued):
     assert verdict == coalescer.DEFER
     countdown, verify = coalescer.finish(cluster_id, "ingress", token="a", now=T + 0.5)
     assert verify is True
-    assert countdown == pytest.approx(T + 0.2 + coalescer.MIN_INTERVAL_SECONDS - (T + 0.5))
+    assert countdown == pytest.approx(T + 0.2 + coalescer.timing().min_interval - (T + 0.5))
 
 
 def test_a_crashed_run_frees_the_gateway_when_its_key_expires(queued):

@@ -43,6 +43,23 @@ def test_get_returns_the_seeded_gateway_at_the_requested_version(custom: client.
         assert gateway["metadata"]["generation"] == 1
 
 
+def test_a_metadata_only_get_answers_the_gateways_metadata_without_its_servers(
+    custom: client.CustomObjectsApi,
+) -> None:
+    full = custom.get_namespaced_custom_object(GROUP, "v1", NS, PLURAL, "ingress-gateway")
+    accept = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1, application/json"
+
+    partial = custom.get_namespaced_custom_object(
+        GROUP, "v1", NS, PLURAL, "ingress-gateway", _headers={"Accept": accept}
+    )
+
+    assert partial == {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": full["metadata"]}
+    assert (
+        _error(custom.get_namespaced_custom_object, GROUP, "v1", NS, PLURAL, "nope", _headers={"Accept": accept})[0]
+        == 404
+    )
+
+
 def test_list_holds_both_demo_gateways(custom: client.CustomObjectsApi) -> None:
     listing = custom.list_namespaced_custom_object(GROUP, "v1", NS, PLURAL)
 
