@@ -18,39 +18,14 @@ from gatewayportal.redaction import redact, redact_text
 siem_logger = logging.getLogger("gatewayportal.audit")
 
 
-def audit_record(
-    *,
-    action: str,
-    object_type: str,
-    object_id: str = "",
-    object_repr: str = "",
-    team: str | None = None,
-    cluster: str | None = None,
-    ticket: str | None = None,
-    changes: dict[str, Any] | None = None,
-    data: dict[str, Any] | None = None,
-    actor: str | None = None,
-    source: str | None = None,
-) -> AuditEvent:
-    """Append one unsealed event, in the caller's transaction.
+def audit_record(**fields: Any) -> AuditEvent:
+    """Append one unsealed event (the fields of `audit_event`), in the caller's transaction.
 
     No lock is taken and nothing of the chain is read: concurrent writers never wait on each
     other. Once the transaction commits, the SIEM log line is emitted and the sequencer is asked
     to seal the event into the hash chain (`audit.chain.seal`).
     """
-    event = audit_event(
-        action=action,
-        object_type=object_type,
-        object_id=object_id,
-        object_repr=object_repr,
-        team=team,
-        cluster=cluster,
-        ticket=ticket,
-        changes=changes,
-        data=data,
-        actor=actor,
-        source=source,
-    )
+    event = audit_event(**fields)
     event.save()
     _after_commit([event])
     return event
