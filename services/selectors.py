@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch, QuerySet, prefetch_related_objects
 
 from clusters.models import Cluster
 from gatewayportal.roles import is_platform
@@ -23,12 +23,16 @@ def teams_for_user(user) -> QuerySet[Team]:
 def gateway_services_for_user(user) -> QuerySet[GatewayService]:
     # The current revision is joined: a page is read in (namespace, name) index order and stops after its rows,
     # so the join touches only the page's revisions. Statuses (several per service) are prefetched.
-    qs = GatewayService.objects.select_related("team", "current_revision").prefetch_related(
-        Prefetch("statuses", queryset=GatewayServiceStatus.objects.select_related("cluster").order_by("cluster__name")),
-    )
+    qs = GatewayService.objects.select_related("team", "current_revision").prefetch_related(_statuses())
     if is_platform(user):
         return qs
-    return qs.filter(team__members=user)
+    # The user's teams as a subquery, not a join: a list's count is then one scan of the team index.
+    return qs.filter(team__in=Team.members.through.objects.filter(user=user).values("team_id"))
+
+
+def _statuses() -> Prefetch:
+    statuses = GatewayServiceStatus.objects.select_related("cluster").order_by("cluster__name")
+    return Prefetch("statuses", queryset=statuses)
 
 
 def pending_revisions_for_ticket(*, ticket: str, team: Team | None = None) -> QuerySet[GatewayServiceRevision]:
@@ -41,7 +45,9 @@ def pending_revisions_for_ticket(*, ticket: str, team: Team | None = None) -> Qu
 
 
 def clusters_by_name() -> dict[str, Cluster]:
-    return {c.name: c for c in Cluster.objects.all()}
+    """What a service's view needs of each cluster (landing, host scoping); credentials stay encrypted, unread."""
+    fields = ("name", "labels", "enabled", "requires_approval", "namespace_scoped_hosts")
+    return {c.name: c for c in Cluster.objects.only(*fields)}
 
 
 def gateway_settings_for(spec: dict[str, Any], clusters: dict[str, Cluster]) -> GatewaySettings:
@@ -67,6 +73,7 @@ def spec_view(spec: dict[str, Any], clusters: dict[str, Cluster]) -> dict[str, A
 
 
 def gateway_service_view(service: GatewayService, context: dict[str, Any] | None = None) -> dict[str, Any]:
+    prefetch_related_objects([service], _statuses())  # one query, none when the service came with its statuses
     revision = service.current_revision
     statuses = [
         {
@@ -90,14 +97,33 @@ _REVISION_FIELDS = ("spec", "tls_material", "number", "approval", "approval_refe
 _STATUS_FIELDS = ("cluster__name", "traffic_type", "state", "revision", "message", "updated_at")
 
 
-def gateway_service_rows(services: QuerySet[GatewayService]) -> QuerySet:
-    """Services as plain rows for `gateway_service_list_views` (paginate these): no model instances, a list's
-    main cost."""
-    return (
-        services.select_related(None)
-        .prefetch_related(None)
-        .values("id", "team__slug", *_SERVICE_FIELDS, *(f"current_revision__{field}" for field in _REVISION_FIELDS))
-    )
+class ServiceRows:
+    """Services as plain rows for `gateway_service_list_views`, to paginate: no model instances (a list's main
+    cost). Counted on the services alone (with the user's teams as a subquery, one scan of the team index), and
+    sliced as rows that join the team slug and current revision for that page only."""
+
+    ordered = True
+
+    def __init__(self, services: QuerySet[GatewayService]) -> None:
+        self.services = services
+        self.rows = (
+            services.select_related(None)
+            .prefetch_related(None)
+            .values("id", "team__slug", *_SERVICE_FIELDS, *(f"current_revision__{field}" for field in _REVISION_FIELDS))
+        )
+
+    def count(self) -> int:
+        return self.services.select_related(None).prefetch_related(None).order_by().count()
+
+    def __getitem__(self, index):
+        return self.rows[index]
+
+    def __iter__(self):
+        return iter(self.rows)
+
+
+def gateway_service_rows(services: QuerySet[GatewayService]) -> ServiceRows:
+    return ServiceRows(services)
 
 
 def gateway_service_list_views(rows: list[dict[str, Any]], context: dict[str, Any]) -> list[dict[str, Any]]:
