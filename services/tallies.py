@@ -126,11 +126,11 @@ def _basis(cluster: Cluster) -> str:
     )
 
 
-def _recount(tally: GatewayTally) -> None:
-    cluster = tally.cluster
+def count(cluster: Cluster, traffic_type: str) -> tuple[dict[str, list[int]], int]:
+    """A Gateway's tally counted from the live services: (team id -> [hosts, bytes], total bytes)."""
     teams: dict[str, list[int]] = {}
     total = 0
-    for team_id, current, approved in _live(tally.traffic_type).iterator(chunk_size=2000):
+    for team_id, current, approved in _live(traffic_type).iterator(chunk_size=2000):
         mine = quotas.footprint(current, approved, cluster)
         if mine == quotas.NO_FOOTPRINT:
             continue
@@ -138,7 +138,12 @@ def _recount(tally: GatewayTally) -> None:
         entry[0] += mine.team_hosts
         entry[1] += mine.team_bytes
         total += mine.total_bytes
-    tally.teams, tally.total_bytes, tally.basis = teams, total, _basis(cluster)
+    return teams, total
+
+
+def _recount(tally: GatewayTally) -> None:
+    tally.teams, tally.total_bytes = count(tally.cluster, tally.traffic_type)
+    tally.basis = _basis(tally.cluster)
     tally.save(update_fields=["teams", "total_bytes", "basis"])
 
 
