@@ -26,6 +26,7 @@ from services.models import (
     GatewayServiceStatus,
     GatewayTally,
     Team,
+    TeamServiceCount,
 )
 from services.rendering import GatewaySettings, block_bytes, render_server
 from services.targeting import allowed_for, landing
@@ -190,7 +191,7 @@ def _check_others(
     checked: Checked,
     before: Specs | None,
     exclude_service_id: Any,
-    same_names: list[GatewayService] | None = None,
+    same_names: list[Any] | None = None,
 ) -> None:
     """What depends on the other services (quotas, the byte budget, conflicts, name clashes), under the caller's
     port lock; `same_names`: the services `_same_names` found, when the caller has read them already."""
@@ -221,7 +222,7 @@ def _check_quotas(*, team: Team, checked: Checked, before: Specs | None) -> dict
     team = Team.objects.select_for_update().get(pk=team.pk)
     errors: dict[str, Any] = {}
     if before is None:
-        owned = team.services.filter(deleting_at__isnull=True).count()
+        owned = _live_services(team)
         errors = quotas.service_count_errors(team=team.slug, owned=owned, max_services=team.max_services)
     touched = tallies.touched(checked.clusters, spec, *(before or ()))
     locked = tallies.lock(touched, spec["traffic_type"])
@@ -235,6 +236,13 @@ def _check_quotas(*, team: Team, checked: Checked, before: Specs | None) -> dict
     if errors:
         raise DomainError(errors)
     return locked
+
+
+def _live_services(team: Team) -> int:
+    """How many services the team owns that are not being deleted (the count the database keeps, if it does)."""
+    if TeamServiceCount.kept():
+        return TeamServiceCount.objects.filter(team=team).values_list("live", flat=True).first() or 0
+    return team.services.filter(deleting_at__isnull=True).count()
 
 
 def _gateway_limit_errors(
@@ -458,26 +466,27 @@ def _splits(joined: str) -> Q:
     return found
 
 
-def _same_names(spec: dict[str, Any], exclude_service_id: Any) -> list[GatewayService]:
-    """The services whose name and namespace join with '-' as `spec`'s do (its own name among them), deleting or not:
-    one query answers both whether the name is taken and which port and Secret names would collide."""
+def _same_names(spec: dict[str, Any], exclude_service_id: Any) -> list[Any]:
+    """The services whose name and namespace join with '-' as `spec`'s do (its own name among them), deleting or not,
+    as rows (namespace, name, deleting_at, team, spec): one query answers both whether the name is taken and which
+    port and Secret names would collide."""
     return list(
         GatewayService.objects.filter(_splits(f"{spec['name']}-{spec['namespace']}"))
         .exclude(pk=exclude_service_id)
         .order_by()
-        .select_related("team", "current_revision")
+        .values_list("namespace", "name", "deleting_at", "team__slug", "current_revision__spec", named=True)
     )
 
 
-def _name_clashes(spec: dict[str, Any], target_clusters: list[Cluster], same: list[GatewayService]) -> list[str]:
+def _name_clashes(spec: dict[str, Any], target_clusters: list[Cluster], same: list[Any]) -> list[str]:
     """Port and Secret names join name and namespace with '-': `a-b` in `c` and `a` in `b-c` would collide."""
     joined = f"{spec['name']}-{spec['namespace']}"
     messages = []
     for other in same:
-        if other.deleting_at is None and landing(other.current_revision.spec, target_clusters):
+        if other.deleting_at is None and landing(other.current_revision__spec, target_clusters):
             messages.append(
                 f"'{spec['name']}' in namespace '{spec['namespace']}' would share the gateway port and TLS secret "
-                f"names '*-{joined}' with {other.team.slug}/{other.name} on a common cluster; choose another name."
+                f"names '*-{joined}' with {other.team__slug}/{other.name} on a common cluster; choose another name."
             )
     return messages
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
-from django.db import models
+from django.db import connection, models
 
 from gatewayportal.crypto import EncryptedJSONField
 from services.choices import Approval, State, TrafficType
@@ -155,6 +155,27 @@ class GatewayService(models.Model):
                 [GatewayServiceHost.of(self, host) for host in sorted(added)], ignore_conflicts=known is None
             )
         self._host_keys = wanted
+
+
+class TeamServiceCount(models.Model):
+    """How many gateway services a team owns (`services`), and how many of them are not being deleted (`live`).
+
+    Kept by Postgres triggers on the services table (migration 0008), whatever writes it: the actions, a bulk load,
+    a cascade. A list's count and the service quota read one row per team instead of counting the team's services.
+    Without Postgres (the SQLite demo) there are no triggers and no rows: those reads count the services.
+    """
+
+    team = models.OneToOneField(Team, primary_key=True, on_delete=models.CASCADE, related_name="service_count")
+    services = models.PositiveIntegerField(default=0)
+    live = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.team_id}: {self.services} ({self.live} live)"
+
+    @staticmethod
+    def kept() -> bool:
+        """Whether the database keeps the counts (the triggers are Postgres only)."""
+        return connection.vendor == "postgresql"
 
 
 class GatewayServiceHost(models.Model):

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Prefetch, QuerySet, prefetch_related_objects
+from django.db.models import Prefetch, QuerySet, Sum, prefetch_related_objects
 
 from clusters.models import Cluster
 from gatewayportal.roles import is_platform
 from services.choices import Approval
-from services.models import GatewayService, GatewayServiceRevision, GatewayServiceStatus, Team
+from services.models import GatewayService, GatewayServiceRevision, GatewayServiceStatus, Team, TeamServiceCount
 from services.rendering import GatewaySettings, credential_name, render_server
 from services.targeting import landing
 
@@ -24,15 +24,22 @@ def gateway_services_for_user(user) -> QuerySet[GatewayService]:
     # The current revision is joined: a page is read in (namespace, name) index order and stops after its rows,
     # so the join touches only the page's revisions. Statuses (several per service) are prefetched.
     qs = GatewayService.objects.select_related("team", "current_revision").prefetch_related(_statuses())
+    teams = _teams_of(user)
+    # The user's teams as a subquery, not a join: the page stays one index walk, a count one scan of the team index.
+    return qs if teams is None else qs.filter(team__in=teams)
+
+
+def _teams_of(user) -> QuerySet | None:
+    """The ids of the user's teams (a subquery), None for a platform engineer (every team)."""
     if is_platform(user):
-        return qs
-    # The user's teams as a subquery, not a join: a list's count is then one scan of the team index.
-    return qs.filter(team__in=Team.members.through.objects.filter(user=user).values("team_id"))
+        return None
+    return Team.members.through.objects.filter(user=user).values("team_id")
 
 
 def _statuses() -> Prefetch:
-    statuses = GatewayServiceStatus.objects.select_related("cluster").order_by("cluster__name")
-    return Prefetch("statuses", queryset=statuses)
+    # The cluster's name only: its other columns include credentials, decrypted on every read.
+    statuses = GatewayServiceStatus.objects.select_related("cluster").only(*_STATUS_MODEL_FIELDS, "cluster__name")
+    return Prefetch("statuses", queryset=statuses.order_by("cluster__name"))
 
 
 def pending_revisions_for_ticket(*, ticket: str, team: Team | None = None) -> QuerySet[GatewayServiceRevision]:
@@ -95,17 +102,23 @@ def gateway_service_view(service: GatewayService, context: dict[str, Any] | None
 _SERVICE_FIELDS = ("name", "namespace", "traffic_type", "created_at", "updated_at", "created_by")
 _REVISION_FIELDS = ("spec", "tls_material", "number", "approval", "approval_reference", "certificate")
 _STATUS_FIELDS = ("cluster__name", "traffic_type", "state", "revision", "message", "updated_at")
+_STATUS_MODEL_FIELDS = ("service", "cluster", "traffic_type", "state", "revision", "message", "updated_at")
 
 
 class ServiceRows:
     """Services as plain rows for `gateway_service_list_views`, to paginate: no model instances (a list's main
-    cost). Counted on the services alone (with the user's teams as a subquery, one scan of the team index), and
-    sliced as rows that join the team slug and current revision for that page only."""
+    cost), sliced as rows that join the team slug and current revision for that page only.
+
+    Counted from the teams' service counts when the rows are all of a user's services (`user`), which the database
+    keeps (`TeamServiceCount`); otherwise (a filtered list, or SQLite) on the services alone, with the user's teams
+    as a subquery: one scan of the team index.
+    """
 
     ordered = True
 
-    def __init__(self, services: QuerySet[GatewayService]) -> None:
+    def __init__(self, services: QuerySet[GatewayService], user=None) -> None:
         self.services = services
+        self.user = user
         self.rows = (
             services.select_related(None)
             .prefetch_related(None)
@@ -113,6 +126,10 @@ class ServiceRows:
         )
 
     def count(self) -> int:
+        if self.user is not None and TeamServiceCount.kept():
+            teams, counts = _teams_of(self.user), TeamServiceCount.objects.all()
+            counts = counts if teams is None else counts.filter(team__in=teams)
+            return counts.aggregate(services=Sum("services"))["services"] or 0
         return self.services.select_related(None).prefetch_related(None).order_by().count()
 
     def __getitem__(self, index):
@@ -122,8 +139,9 @@ class ServiceRows:
         return iter(self.rows)
 
 
-def gateway_service_rows(services: QuerySet[GatewayService]) -> ServiceRows:
-    return ServiceRows(services)
+def gateway_service_rows(services: QuerySet[GatewayService], *, every_one_of=None) -> ServiceRows:
+    """`every_one_of`: the user whose every service `services` holds (a list without filters)."""
+    return ServiceRows(services, user=every_one_of)
 
 
 def gateway_service_list_views(rows: list[dict[str, Any]], context: dict[str, Any]) -> list[dict[str, Any]]:

@@ -1,5 +1,6 @@
-"""The indexes a create reads instead of every service: the Gateway tallies behind the quotas and the byte budget
-(services.tallies) and the host index behind the conflict check (GatewayServiceHost)."""
+"""What a list or a create reads instead of every service: the Gateway tallies behind the quotas and the byte budget
+(services.tallies), the teams' service counts (TeamServiceCount, kept by triggers) behind a list's count and the
+service quota, and the host index behind the conflict check (GatewayServiceHost)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,15 @@ from django.db import connection, transaction
 from clusters.actions import cluster_update
 from clusters.models import Cluster
 from services import tallies
-from services.models import GatewayService, GatewayServiceHost, GatewayTally, Team
+from services.actions import remove_finished_services
+from services.models import (
+    GatewayService,
+    GatewayServiceHost,
+    GatewayServiceRevision,
+    GatewayTally,
+    Team,
+    TeamServiceCount,
+)
 from services.rendering import block_bytes
 from tests.factories import api_client, http_service, make_cluster, make_team, make_user, service_spec
 
@@ -183,3 +192,49 @@ def test_rebuild_indexes_services_written_in_bulk():
     GatewayServiceHost.rebuild(GatewayService.objects.all())
 
     assert sorted(GatewayServiceHost.objects.values_list("service__name", "host")) == [("a", "x.io"), ("b", "y.io")]
+
+
+def assert_counts_match_a_count() -> None:
+    expected = {
+        team.pk: (team.services.count(), team.services.filter(deleting_at__isnull=True).count())
+        for team in Team.objects.all()
+    }
+    kept = {row.team_id: (row.services, row.live) for row in TeamServiceCount.objects.all()}
+    assert {pk: kept.get(pk, (0, 0)) for pk in expected} == expected
+    assert set(kept) <= set(expected)
+
+
+@pytest.mark.django_db
+def test_team_service_counts_follow_every_write_whoever_makes_it(world):
+    alice, bob, root = world
+    payments, search = Team.objects.get(slug="payments"), Team.objects.get(slug="search")
+    for name in ("one", "two", "three"):
+        payload = http_service(name=name, hosts=[f"{name}.payments.example.com"], clusters=["dev"])
+        assert alice.post(URL, payload, format="json").status_code == 201
+    bulk = GatewayService.objects.bulk_create(
+        [GatewayService(name=f"bulk{i}", team=search, namespace="search", traffic_type="ingress") for i in range(4)]
+    )
+    revisions = GatewayServiceRevision.objects.bulk_create(
+        [GatewayServiceRevision(service=s, number=1, spec=service_spec(s.name, namespace="search")) for s in bulk]
+    )
+    for service, revision in zip(bulk, revisions, strict=True):
+        service.current_revision = service.approved_revision = revision
+    GatewayService.objects.bulk_update(bulk, ["current_revision", "approved_revision"])
+    assert_counts_match_a_count()
+    assert TeamServiceCount.objects.get(team=payments).live == 3
+
+    one = GatewayService.objects.get(name="one")
+    assert alice.delete(f"{URL}{one.pk}/").status_code == 202  # being deleted: still listed, no longer live
+    assert_counts_match_a_count()
+    assert alice.get(URL).json()["count"] == 3
+    assert root.get(URL).json()["count"] == 7
+    assert bob.get(URL).json()["count"] == 4
+
+    one.statuses.all().delete()
+    remove_finished_services([str(one.pk)])
+    GatewayService.objects.filter(name="bulk0").update(team=payments, namespace="payments")
+    GatewayService.objects.filter(name="bulk1").delete()
+    GatewayService.objects.get(name="two").save()  # a full save names every column and changes no count
+    assert_counts_match_a_count()
+    assert [alice.get(URL).json()["count"], bob.get(URL).json()["count"]] == [3, 2]
+    assert alice.get(URL, {"namespace": "payments"}).json()["count"] == 3  # filtered: counted on the services
