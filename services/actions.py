@@ -54,6 +54,8 @@ IMMUTABLE_FIELDS = ("name", "namespace", "traffic_type")
 CLUSTER_FIELDS = ("name", "labels", "enabled", "requires_approval", "namespace_scoped_hosts")
 
 Specs = tallies.Specs  # (current spec, approved spec) of a service
+# What the quota checks read of the team, under its row lock.
+QUOTA_FIELDS = ("slug", "max_services", "max_hosts_per_gateway", "gateway_budget_share")
 
 
 @dataclass
@@ -219,9 +221,10 @@ def _check_quotas(*, team: Team, checked: Checked, before: Specs | None) -> dict
     A change that adds no hosts, no bytes and no cluster is always allowed, even over a quota lowered since.
     """
     spec = checked.spec
-    team = Team.objects.select_for_update().get(pk=team.pk)
+    team = Team.objects.select_for_update().only(*QUOTA_FIELDS).get(pk=team.pk)
     errors: dict[str, Any] = {}
     if before is None:
+        # A statement of its own, after the lock: one that waited for the lock must count what that writer added.
         owned = _live_services(team)
         errors = quotas.service_count_errors(team=team.slug, owned=owned, max_services=team.max_services)
     touched = tallies.touched(checked.clusters, spec, *(before or ()))
@@ -538,10 +541,26 @@ def _actor_name(user) -> str:
 def gateway_service_create(
     *, team: Team, data: dict[str, Any], user=None, is_platform: bool = False, apply_set: str = ""
 ) -> tuple[GatewayService, list[str]]:
+    """A new service, with its first revision, statuses and audit event.
+
+    Creates on a port wait for each other (the port lock) only for what other services decide: the name check,
+    quotas, byte budget and conflicts, then the service row itself. The rules that read no other service run
+    before the lock, and so are written the rows that only this service holds (revision, host index, statuses,
+    audit event): their foreign keys to the service row are checked at commit, and a refusal rolls them back.
+    """
     spec, material = split_input(data)
-    # The rules that read no other service run before the port lock: writers on the port wait only for the rest.
     checked = _prepare(team=team, spec=spec, material=material, is_platform=is_platform)
+    service = GatewayService(
+        name=spec["name"],
+        team=team,
+        namespace=spec["namespace"],
+        traffic_type=spec["traffic_type"],
+        created_by=_actor_name(user),
+        apply_set=apply_set,
+    )
     with transaction.atomic():
+        if not checked.errors:
+            _write_its_own_rows(service=service, checked=checked, user=user, apply_set=apply_set)
         _service_lock(spec)
         same_names = _same_names(spec, exclude_service_id=None)
         # Only in the team's own namespaces: elsewhere the tenancy check answers first, so a caller cannot learn
@@ -558,25 +577,26 @@ def gateway_service_create(
             )
         _refuse(checked)
         _check_others(team=team, checked=checked, before=None, exclude_service_id=None, same_names=same_names)
-        service = GatewayService(
-            name=spec["name"],
-            team=team,
-            namespace=spec["namespace"],
-            traffic_type=spec["traffic_type"],
-            created_by=_actor_name(user),
-            apply_set=apply_set,
-        )
-        revision = _add_revision(service=service, checked=checked, user=user)
-        _audit_service(
-            service,
-            action="gateway_service.created",
-            ticket=spec["ticket"],
-            changes={k: [None, v] for k, v in spec.items()},
-            data={"revision": revision.number, "approval": revision.approval}
-            | ({"apply_set": apply_set} if apply_set else {}),
-        )
-        _refresh_statuses(service=service, target_clusters=checked.target_clusters, new=True)
+        service.save(force_insert=True)
+        tallies.record(checked.tallies, team_id=team.pk, before=None, after=_specs(service))
     return service, checked.warnings
+
+
+def _write_its_own_rows(*, service: GatewayService, checked: Checked, user, apply_set: str) -> None:
+    """A new service's first revision, host index, statuses and audit event, before its own row is written."""
+    revision = _next_revision(service=service, checked=checked, user=user, number=1)
+    revision.save()
+    service._save_host_keys(known=set())
+    spec = checked.spec
+    _audit_service(
+        service,
+        action="gateway_service.created",
+        ticket=spec["ticket"],
+        changes={k: [None, v] for k, v in spec.items()},
+        data={"revision": revision.number, "approval": revision.approval}
+        | ({"apply_set": apply_set} if apply_set else {}),
+    )
+    _refresh_statuses(service=service, target_clusters=checked.target_clusters, new=True)
 
 
 def gateway_service_update(
@@ -694,12 +714,26 @@ def _ticket_in_use(service: GatewayService, ticket: str) -> GatewayServiceRevisi
 def _add_revision(
     *, service: GatewayService, checked: Checked, user, author: str | None = None
 ) -> GatewayServiceRevision:
-    """The service's next revision, made current (and approved when no gate applies); a new service (not yet
-    saved) is written with it. Recorded in the Gateways' tallies, which the caller has locked (`checked.tallies`)."""
-    new = service._state.adding
-    before = None if new else _specs(service)
-    tallies.check_locked(checked.tallies, tallies.touched(checked.clusters, checked.spec, *(before or ())))
-    number = 1 if new else (service.revisions.aggregate(n=Max("number"))["n"] or 0) + 1
+    """The service's next revision, made current (and approved when no gate applies). Recorded in the Gateways'
+    tallies, which the caller has locked (`checked.tallies`)."""
+    before = _specs(service)
+    tallies.check_locked(checked.tallies, tallies.touched(checked.clusters, checked.spec, *before))
+    number = (service.revisions.aggregate(n=Max("number"))["n"] or 0) + 1
+    revision = _next_revision(service=service, checked=checked, user=user, author=author, number=number)
+    revision.save()
+    fields = ["current_revision", "port", "protocol", "mode", "hosts_index", "updated_at"]
+    if service.approved_revision is revision:
+        fields.append("approved_revision")
+    service.save(update_fields=fields)
+    tallies.record(checked.tallies, team_id=service.team_id, before=before, after=_specs(service))
+    return revision
+
+
+def _next_revision(
+    *, service: GatewayService, checked: Checked, user, number: int, author: str | None = None
+) -> GatewayServiceRevision:
+    """The revision `number` of the service (not saved yet), and the service's fields that follow it (not saved):
+    current revision, the columns copied from it, and the approved revision when no gate applies."""
     approval = _approval_for(service, checked.target_clusters)
     revision = GatewayServiceRevision(
         service=service,
@@ -712,23 +746,13 @@ def _add_revision(
         ticket=checked.spec.get("ticket") or "",
     )
     render_revision(revision)
-    # A new service's revision goes first: the service row then points at it in its one INSERT (the foreign keys
-    # are checked at commit).
-    revision.save()
     service.current_revision = revision
     service.port = checked.spec["port"]
     service.protocol = checked.spec["protocol"]
     service.mode = checked.spec.get("mode") or ""
     service.hosts_index = "|" + "|".join(h.lower() for h in checked.spec["hosts"]) + "|"
-    fields = ["current_revision", "port", "protocol", "mode", "hosts_index", "updated_at"]
     if approval == Approval.NOT_REQUIRED:
         service.approved_revision = revision
-        fields.append("approved_revision")
-    if new:
-        service.save(force_insert=True)
-    else:
-        service.save(update_fields=fields)
-    tallies.record(checked.tallies, team_id=service.team_id, before=before, after=_specs(service))
     return revision
 
 
@@ -943,7 +967,7 @@ def _check_approval_clashes(service: GatewayService, revision: GatewayServiceRev
         team=service.team, spec=revision.spec, clusters=clusters, target_clusters=gated, exclude_service_id=service.pk
     )
     # Approved, it counts in the Gateway's byte budget (pending, it counted only in its team's share).
-    team = Team.objects.select_for_update().get(pk=service.team_id)
+    team = Team.objects.select_for_update().only(*QUOTA_FIELDS).get(pk=service.team_id)
     before = _specs(service)
     locked = tallies.lock(tallies.touched(clusters, revision.spec, *before), service.traffic_type)
     over = _gateway_limit_errors(

@@ -132,11 +132,13 @@ class GatewayService(models.Model):
         return f"{self.namespace}/{self.name}"
 
     def save(self, *args, **kwargs):
-        adding = self._state.adding
+        # The host index rows this instance has written (`_save_host_keys`, maybe ahead of the row itself); a new
+        # row has none otherwise, and a loaded one is not known.
+        known = getattr(self, "_host_keys", set() if self._state.adding else None)
         super().save(*args, **kwargs)
         update_fields = kwargs.get("update_fields")
         if update_fields is None or "hosts_index" in update_fields:
-            self._save_host_keys(known=set() if adding else getattr(self, "_host_keys", None))
+            self._save_host_keys(known=known)
 
     def host_keys(self) -> set[str]:
         """The hosts of `hosts_index` as the conflict check compares them."""

@@ -275,8 +275,10 @@ PHASES: dict[str, dict[str, str]] = {
         "services.actions._same_names": "name clash check",
         "services.actions._name_clashes": "name clash check",
         "gatewayportal.locks.advisory_xact_lock": "advisory locks",
+        "services.actions._service_lock": "port lock",
         "services.actions.gateway_service_create": "existence check, service row",
         "services.actions._add_revision": "service and revision rows",
+        "services.actions._write_its_own_rows": "service and revision rows",
         "services.models.GatewayService._save_host_keys": "host index rows",
         "services.tallies.record": "Gateway tallies: the change recorded",
         "services.actions._audit_service": "audit event insert",
@@ -306,6 +308,7 @@ class PhaseClock:
         self.statements: Counter[str] = Counter()
         self.undo: list[tuple[Any, str, Any]] = []
         self.missing: list[str] = []
+        self.marks: dict[str, float] = {}
 
     def _switch(self) -> None:
         now = time.perf_counter()
@@ -329,6 +332,7 @@ class PhaseClock:
                 return func(*args, **kwargs)
             finally:
                 self.leave()
+                self.marks[f"{phase} ended"] = time.perf_counter()
 
         return wrapper
 
@@ -362,7 +366,9 @@ class PhaseClock:
         """What was measured since the last `take` (one request), as a clock of its own; this one starts afresh."""
         sample = PhaseClock()
         sample.seconds, sample.sql_seconds, sample.statements = self.seconds, self.sql_seconds, self.statements
+        sample.marks = self.marks
         self.seconds, self.sql_seconds, self.statements = defaultdict(float), defaultdict(float), Counter()
+        self.marks = {}
         return sample
 
     def restore(self) -> None:
@@ -428,6 +434,10 @@ def profile_phases(token: str, repeats: int = 60) -> dict[str, Any]:
             out[kind] = {
                 "total_ms": statistics.median(sum(s.seconds.values()) for s in samples) * 1000,
                 "statements": statistics.median(sum(s.statements.values()) for s in samples),
+                # What every other create on the port waits for: from the port lock to the end of the commit.
+                "port_lock_ms": statistics.median(_port_lock_held(s) for s in samples) * 1000
+                if kind == "create"
+                else None,
                 "phases": {
                     phase: {
                         "ms": statistics.median(s.seconds[phase] for s in samples) * 1000,
@@ -441,6 +451,10 @@ def profile_phases(token: str, repeats: int = 60) -> dict[str, Any]:
         for handler, stream in streams:
             handler.setStream(stream).close()
     return out
+
+
+def _port_lock_held(sample: PhaseClock) -> float:
+    return sample.marks["commit ended"] - sample.marks["port lock ended"]
 
 
 def send(client, kind: str):
@@ -490,6 +504,12 @@ def render_phases(profile: dict[str, Any], before: dict[str, Any] | None) -> lis
             return f"**{row['total_ms']:.1f}** ({row['statements']:g} statements)" if row else "—"
 
         lines.append(f"| **whole request** | {total(then)} | {total(now)} |")
+        if kind == "create":
+
+            def held(row: dict[str, Any] | None) -> str:
+                return f"{row['port_lock_ms']:.1f}" if row and row.get("port_lock_ms") else "—"
+
+            lines.append(f"| *port lock held (every create on the port waits for it)* | {held(then)} | {held(now)} |")
     return lines
 
 

@@ -14,11 +14,12 @@ URL = "/api/v1/gateway-services/"
 # token (with the platform role), count (the team index, no join), page (service + team + current revision),
 # statuses, clusters
 LIST_QUERIES = 5
-# Before the lock: token (with the platform role), team, clusters. Under the port lock (SAVEPOINT ... RELEASE
-# here): lock, names taken or clashing, team row lock, service count, the Gateways' tallies (locked; one row per
-# target Gateway, the quotas and byte budget without reading other services), host index look-up, conflict rows,
-# revision, service, host index rows, tallies update (one for all Gateways), audit event, statuses. The answer:
-# statuses, clusters. Nothing grows with the services on the port or the Gateway.
+# Before the port lock: token (with the platform role), team, clusters, then what only the new service holds:
+# revision, host index rows, audit event, statuses. Under the port lock (SAVEPOINT ... RELEASE here): lock, names
+# taken or clashing, team row lock, live services (kept by the database), the Gateways' tallies (locked; one row per
+# target Gateway: quotas and byte budget without reading other services), host index look-up, conflict rows, the
+# service row, tallies update (one for all Gateways). The answer: statuses, clusters. Nothing grows with the
+# services on the port or the Gateway.
 CREATE_QUERIES = 20
 
 
