@@ -310,8 +310,8 @@ def _secret_reference_errors(team: Team, spec: dict[str, Any], *, is_platform: b
     if not isinstance(name, str):
         return {}
     # The Secret the portal writes for a service is `<name>-<namespace>-secret`: look those pairs up by index.
-    splits = _splits(name.removesuffix("-secret")) if name.endswith("-secret") else Q(pk__isnull=True)
-    managed = splits != Q(pk__isnull=True) and GatewayService.objects.filter(splits).exists()
+    splits = _splits(name.removesuffix("-secret")) if name.endswith("-secret") else None
+    managed = splits is not None and GatewayService.objects.filter(splits).exists()
     granted = [name] if is_platform else list(team.granted_secrets or [])
     return validation.secret_reference_errors(name, granted=granted, managed=managed)
 
@@ -460,12 +460,14 @@ class _HostKeys:
         return found
 
 
-def _splits(joined: str) -> Q:
-    """Every (name, namespace) whose `<name>-<namespace>` is `joined`: exact look-ups on the unique index."""
-    found = Q(pk__isnull=True)
+def _splits(joined: str) -> Q | None:
+    """Every (name, namespace) whose `<name>-<namespace>` is `joined`: exact look-ups on the unique index (None when
+    there is no such pair)."""
+    found = None
     for i, char in enumerate(joined):
         if char == "-":
-            found |= Q(name=joined[:i], namespace=joined[i + 1 :])
+            pair = Q(name=joined[:i], namespace=joined[i + 1 :])
+            found = pair if found is None else found | pair
     return found
 
 

@@ -255,6 +255,7 @@ PHASES: dict[str, dict[str, str]] = {
         "rest_framework.views.APIView.perform_authentication": "authentication (API token)",
         "gatewayportal.roles.is_platform": "platform role",
         "services.selectors.gateway_services_for_user": "queryset for the user",
+        "services.selectors.visible_services": "queryset for the user",
         "django.core.paginator.Paginator.count": "pagination count",
         "rest_framework.pagination.PageNumberPagination.paginate_queryset": "page query",
         "services.selectors.gateway_service_list_views": "status rows (one query for the page)",

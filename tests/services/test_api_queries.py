@@ -11,8 +11,8 @@ from tests.factories import api_client, http_service, make_cluster, make_team, m
 pytestmark = pytest.mark.django_db
 
 URL = "/api/v1/gateway-services/"
-# token (with the platform role), count (the team index, no join), page (service + team + current revision),
-# statuses, clusters
+# token (with the platform role), count (the teams' kept counts; a filtered list counts its services on the team
+# index), page (service + team + current revision), statuses, clusters
 LIST_QUERIES = 5
 # Before the port lock: token (with the platform role), team, clusters, then what only the new service holds:
 # revision, host index rows, audit event, statuses. Under the port lock (SAVEPOINT ... RELEASE here): lock, names
