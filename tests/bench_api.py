@@ -58,7 +58,8 @@ RESULTS = ROOT / "var" / "bench-results.json"
 # The per-phase breakdown measured on the code before the list and create paths were fixed (issue 13), shown
 # beside each run's own. From `python -m tests.bench_api --profile` on the 2-core development machine.
 BEFORE: dict[str, Any] = {
-    "when": "measured on 2026-11-30 on main before these fixes (load average 0.9 from other work on 2 cores)",
+    "when": "measured on 2026-11-30 on main before these fixes (load average 0.9 from other work on 2 cores; the "
+    "port lock held, in a second run at load 1.8)",
     "list": {
         "total_ms": 18.64,
         "statements": 6.0,
@@ -78,6 +79,7 @@ BEFORE: dict[str, Any] = {
     },
     "create": {
         "total_ms": 969.37,
+        "port_lock_ms": 922.7,
         "statements": 28.0,
         "phases": {
             "authentication (API token)": {"ms": 2.03, "sql_ms": 0.54, "statements": 1.0},
