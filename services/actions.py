@@ -9,8 +9,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Max, Q, Value
-from django.db.models.functions import Concat
+from django.db.models import Max, Q
 from django.utils import timezone
 
 from audit.actions import audit_record, diff
@@ -18,9 +17,17 @@ from clusters.enqueue import request_reconcile
 from clusters.models import Cluster
 from gatewayportal.exceptions import DomainError, PreconditionFailed
 from gatewayportal.locks import advisory_xact_lock
-from services import certificates, conflicts, quotas, rendering, specs, validation
-from services.choices import Approval, State
-from services.models import GatewayService, GatewayServiceRevision, GatewayServiceStatus, Team
+from services import certificates, conflicts, quotas, rendering, specs, tallies, validation
+from services.choices import PORTAL_PROTOCOLS, Approval, State
+from services.models import (
+    GatewayService,
+    GatewayServiceHost,
+    GatewayServiceRevision,
+    GatewayServiceStatus,
+    GatewayTally,
+    Team,
+    TeamServiceCount,
+)
 from services.rendering import GatewaySettings, block_bytes, render_server
 from services.targeting import allowed_for, landing
 
@@ -43,15 +50,27 @@ SPEC_FIELDS = (
 IMMUTABLE_FIELDS = ("name", "namespace", "traffic_type")
 
 
+# What a write reads of each cluster: targeting, approval gates and host scoping (credentials stay unread).
+CLUSTER_FIELDS = ("name", "labels", "enabled", "requires_approval", "namespace_scoped_hosts")
+
+Specs = tallies.Specs  # (current spec, approved spec) of a service
+# What the quota checks read of the team, under its row lock.
+QUOTA_FIELDS = ("slug", "max_services", "max_hosts_per_gateway", "gateway_budget_share")
+
+
 @dataclass
 class Checked:
-    """A spec that passed every rule, ready to be stored."""
+    """A spec that passed every rule, ready to be stored (or, from `_prepare`, with `errors` still to answer)."""
 
     spec: dict[str, Any]
     material: dict[str, Any] | None
     certificate: dict[str, Any] | None
     warnings: list[str] = field(default_factory=list)
     target_clusters: list[Cluster] = field(default_factory=list)
+    clusters: list[Cluster] = field(default_factory=list)
+    errors: dict[str, Any] = field(default_factory=dict)
+    # The Gateways the write touches, locked by the checks (services.tallies): the write records itself in them.
+    tallies: dict[int, GatewayTally] = field(default_factory=dict)
 
 
 def split_input(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
@@ -88,9 +107,24 @@ def check_spec(
     spec: dict[str, Any],
     material: dict[str, Any] | None,
     is_platform: bool,
+    before: Specs | None = None,
     exclude_service_id: Any = None,
 ) -> Checked:
-    """Every rule a service must pass before it is stored: shape, Istio, tenancy, certificate, conflicts."""
+    """Every rule a service must pass before it is stored: shape, Istio, tenancy, certificate, quotas, conflicts.
+
+    `before`: the specs of the service being changed (`exclude_service_id`), None for a new one. Leaves the
+    Gateways the write touches locked (`Checked.tallies`) for the write to record itself in.
+    """
+    checked = _prepare(team=team, spec=spec, material=material, is_platform=is_platform)
+    _refuse(checked)
+    _check_others(team=team, checked=checked, before=before, exclude_service_id=exclude_service_id)
+    return checked
+
+
+def _prepare(*, team: Team, spec: dict[str, Any], material: dict[str, Any] | None, is_platform: bool) -> Checked:
+    """The rules that need no lock (the spec's own, tenancy, certificate, Istio, target clusters), checked without
+    answering yet: a create runs them before it takes the port lock, so that they do not lengthen the time other
+    writers on the port wait, and answers them after its name check, as it always has (`_refuse`)."""
     errors = validation.validate_spec(
         spec, has_tls_material=material is not None, tls_path_prefix=settings.TLS_SECRET_PATH_PREFIX
     )
@@ -124,7 +158,7 @@ def check_spec(
             spec["tls_options"]["tls_secret"] = {"sha256_fingerprint": certificate["sha256_fingerprint"]}
             warnings.extend(check.warnings)
 
-    clusters = list(Cluster.objects.all())
+    clusters = list(Cluster.objects.only(*CLUSTER_FIELDS))
     usable = allowed_for(clusters, names=team.allowed_clusters, selector=team.allowed_cluster_selector)
     _merge(errors, _cluster_errors(team, spec, clusters, usable))
     _merge(errors, _secret_reference_errors(team, spec, is_platform=is_platform))
@@ -132,67 +166,109 @@ def check_spec(
         _merge(
             errors, {"non_field_errors": ["Give target clusters: `clusters` (names) or `cluster_selector` (labels)."]}
         )
+    checked = Checked(spec=spec, material=material, certificate=certificate, warnings=warnings, clusters=clusters)
     if errors:
-        raise DomainError(errors)
-
+        checked.errors = errors
+        return checked
     # The rendered block must pass Istio's own admission rules (a second line of defence).
     server = render_server(spec, GatewaySettings())
     problems = [i for i in validation.validate_server(server) if i.severity == "error"]
     if problems:
-        raise DomainError(
-            {"non_field_errors": [f"Istio would refuse the server block: {i.path}: {i.message}" for i in problems]}
-        )
+        checked.errors = {
+            "non_field_errors": [f"Istio would refuse the server block: {i.path}: {i.message}" for i in problems]
+        }
+        return checked
+    checked.target_clusters = landing(spec, usable)
+    return checked
 
-    target_clusters = landing(spec, usable)
-    _check_quotas(team=team, spec=spec, target_clusters=target_clusters, exclude_service_id=exclude_service_id)
+
+def _refuse(checked: Checked) -> None:
+    if checked.errors:
+        raise DomainError(checked.errors)
+
+
+def _check_others(
+    *,
+    team: Team,
+    checked: Checked,
+    before: Specs | None,
+    exclude_service_id: Any,
+    same_names: list[Any] | None = None,
+) -> None:
+    """What depends on the other services (quotas, the byte budget, conflicts, name clashes), under the caller's
+    port lock; `same_names`: the services `_same_names` found, when the caller has read them already."""
+    spec, target_clusters = checked.spec, checked.target_clusters
+    checked.tallies = _check_quotas(team=team, checked=checked, before=before)
     clashes = _conflicts(
-        team=team, spec=spec, clusters=clusters, target_clusters=target_clusters, exclude_service_id=exclude_service_id
+        team=team,
+        spec=spec,
+        clusters=checked.clusters,
+        target_clusters=target_clusters,
+        exclude_service_id=exclude_service_id,
     )
-    names = _name_clashes(spec, target_clusters, exclude_service_id)
+    if same_names is None:
+        same_names = _same_names(spec, exclude_service_id)
+    names = _name_clashes(spec, target_clusters, same_names)
     if clashes or names:
         raise DomainError({key: value for key, value in (("hosts", clashes), ("name", names)) if value})
-    return Checked(
-        spec=spec, material=material, certificate=certificate, warnings=warnings, target_clusters=target_clusters
-    )
 
 
-def _check_quotas(*, team: Team, spec: dict[str, Any], target_clusters: list[Cluster], exclude_service_id: Any) -> None:
-    """The team's quotas and each target Gateway's byte budget, read under the team's row lock and each Gateway's
-    budget lock (taken in cluster order), so that concurrent requests cannot both squeeze through.
+def _check_quotas(*, team: Team, checked: Checked, before: Specs | None) -> dict[int, GatewayTally]:
+    """The team's quotas and each target Gateway's byte budget, read under the team's row lock and the locks of the
+    Gateways the write touches (their tallies), so that concurrent requests cannot both squeeze through. Returns
+    those tallies, locked, for the write to record itself in.
 
     A change that adds no hosts, no bytes and no cluster is always allowed, even over a quota lowered since.
     """
-    team = Team.objects.select_for_update().get(pk=team.pk)
+    spec = checked.spec
+    team = Team.objects.select_for_update().only(*QUOTA_FIELDS).get(pk=team.pk)
     errors: dict[str, Any] = {}
-    if exclude_service_id is None:
-        owned = team.services.filter(deleting_at__isnull=True).count()
+    if before is None:
+        # A statement of its own, after the lock: one that waited for the lock must count what that writer added.
+        owned = _live_services(team)
         errors = quotas.service_count_errors(team=team.slug, owned=owned, max_services=team.max_services)
-    before = (
-        GatewayService.objects.filter(pk=exclude_service_id).values_list("current_revision__spec", flat=True).first()
-        if exclude_service_id is not None
-        else None
+    touched = tallies.touched(checked.clusters, spec, *(before or ()))
+    locked = tallies.lock(touched, spec["traffic_type"])
+    grown_from = before[0] if before is not None else None
+    _merge(
+        errors,
+        _gateway_limit_errors(
+            team, spec, grown_from=grown_from, without=before, clusters=checked.target_clusters, locked=locked
+        ),
     )
-    _merge(errors, _gateway_limit_errors(team, spec, before, target_clusters, exclude_service_id))
     if errors:
         raise DomainError(errors)
+    return locked
+
+
+def _live_services(team: Team) -> int:
+    """How many services the team owns that are not being deleted (the count the database keeps, if it does)."""
+    if TeamServiceCount.kept():
+        return TeamServiceCount.objects.filter(team=team).values_list("live", flat=True).first() or 0
+    return team.services.filter(deleting_at__isnull=True).count()
 
 
 def _gateway_limit_errors(
-    team: Team, spec: dict[str, Any], before: dict[str, Any] | None, clusters: list[Cluster], exclude_service_id: Any
+    team: Team,
+    spec: dict[str, Any],
+    *,
+    grown_from: dict[str, Any] | None,
+    without: Specs | None,
+    clusters: list[Cluster],
+    locked: dict[int, GatewayTally],
 ) -> dict[str, Any]:
-    """Would `spec` (replacing `before`, if any) take the team or a Gateway of `clusters` past its limits? Read
-    under each Gateway's budget lock, taken in cluster order; the caller holds the team's row lock."""
+    """Would `spec` (replacing `grown_from`, if any) take the team or a Gateway of `clusters` past its limits? What
+    stands there comes from the Gateways' tallies, locked by the caller (which holds the team's row lock), less the
+    service's own footprint (`without`: its specs now)."""
     cost = block_bytes(spec)
-    growing = before is None or (
-        len(spec["hosts"]) > len(before["hosts"])
-        or cost > block_bytes(before)
-        or {c.name for c in clusters} - {c.name for c in landing(before, clusters)}
+    growing = grown_from is None or (
+        len(spec["hosts"]) > len(grown_from["hosts"])
+        or cost > block_bytes(grown_from)
+        or {c.name for c in clusters} - {c.name for c in landing(grown_from, clusters)}
     )
     if not growing or not clusters:
         return {}
-    for cluster in sorted(clusters, key=lambda c: c.pk):
-        advisory_xact_lock(f"gateway-budget:{cluster.pk}:{spec['traffic_type']}")
-    usages = _gateway_usages(team, spec["traffic_type"], clusters, exclude_service_id)
+    usages = tallies.usages(locked, team_id=team.pk, clusters=clusters, without=without)
     limits = quotas.Limits(
         max_hosts_per_gateway=team.max_hosts_per_gateway,
         gateway_budget_share=team.gateway_budget_share,
@@ -201,32 +277,6 @@ def _gateway_limit_errors(
     return quotas.gateway_errors(
         team=team.slug, hosts=len(spec["hosts"]), block_bytes=cost, usages=usages, limits=limits
     )
-
-
-def _gateway_usages(
-    team: Team, traffic_type: str, target_clusters: list[Cluster], exclude_service_id: Any
-) -> list[quotas.GatewayUsage]:
-    """What stands on each target Gateway. The Gateway's total counts what runs or is approved to run there; the
-    team's own use also counts its revisions awaiting approval (the larger of the two)."""
-    rows = (
-        GatewayService.objects.filter(traffic_type=traffic_type, deleting_at__isnull=True)
-        .exclude(pk=exclude_service_id)
-        .values_list("team_id", "current_revision__spec", "approved_revision__spec")
-    )
-    usage = {c.pk: [0, 0, 0] for c in target_clusters}  # team hosts, team bytes, total bytes
-    for team_id, current, approved in rows:
-        costs = {id(s): block_bytes(s) for s in (current, approved) if s is not None}
-        for cluster in target_clusters:
-            runs = approved if cluster.requires_approval else current
-            if runs is not None and landing(runs, [cluster]):
-                usage[cluster.pk][2] += costs[id(runs)]
-            if team_id != team.pk:
-                continue
-            mine = [s for s in {id(s): s for s in (current, runs) if s is not None}.values() if landing(s, [cluster])]
-            if mine:
-                usage[cluster.pk][0] += max(len(s["hosts"]) for s in mine)
-                usage[cluster.pk][1] += max(costs[id(s)] for s in mine)
-    return [quotas.GatewayUsage(cluster.name, traffic_type, *usage[cluster.pk]) for cluster in target_clusters]
 
 
 def _cluster_errors(team: Team, spec: dict[str, Any], clusters: list[Cluster], usable: list[Cluster]) -> dict:
@@ -259,11 +309,9 @@ def _secret_reference_errors(team: Team, spec: dict[str, Any], *, is_platform: b
     name = ref.get("secret_name") if isinstance(ref, dict) else None
     if not isinstance(name, str):
         return {}
-    managed = (
-        GatewayService.objects.annotate(secret=Concat("name", Value("-"), "namespace", Value("-secret")))
-        .filter(secret=name)
-        .exists()
-    )
+    # The Secret the portal writes for a service is `<name>-<namespace>-secret`: look those pairs up by index.
+    splits = _splits(name.removesuffix("-secret")) if name.endswith("-secret") else None
+    managed = splits is not None and GatewayService.objects.filter(splits).exists()
     granted = [name] if is_platform else list(team.granted_secrets or [])
     return validation.secret_reference_errors(name, granted=granted, managed=managed)
 
@@ -299,8 +347,8 @@ def claims_on_port(spec: dict[str, Any], clusters: list[Cluster], exclude_servic
     planner refused it. Pending and rejected revisions hold nothing, so they block no other team."""
     gated = [c for c in clusters if c.requires_approval]
     ungated = [c for c in clusters if not c.requires_approval]
-    # Plain rows, not model instances: this reads every service on the port (thousands on a busy gateway), and
-    # building the services and both revisions (encrypted TLS material included) was most of a create's time.
+    # Plain rows, not model instances: building the services and both revisions (encrypted TLS material
+    # included) was most of a create's time when it read every service on the port.
     rows = list(
         GatewayService.objects.filter(traffic_type=spec["traffic_type"], deleting_at__isnull=True)
         .filter(conflict_candidates(spec))
@@ -318,6 +366,8 @@ def claims_on_port(spec: dict[str, Any], clusters: list[Cluster], exclude_servic
             "approved_revision__spec",
         )
     )
+    if not rows:
+        return []
     refused = set(
         GatewayServiceStatus.objects.filter(service_id__in=[row[0] for row in rows], state=State.REJECTED)
         .exclude(revision=None)
@@ -347,56 +397,73 @@ def claims_on_port(spec: dict[str, Any], clusters: list[Cluster], exclude_servic
     return claims
 
 
-EVERY_SERVICE = Q(pk__isnull=False)  # an empty Q() would vanish from an OR instead of matching everything
+# The portal's protocols that may not share a port with a plain-text HTTP server.
+NOT_HTTP = tuple(p for p in PORTAL_PROTOCOLS if p not in validation.PORTAL_HTTP_FAMILY)
 
 
 def conflict_candidates(spec: dict[str, Any]) -> Q:
     """Services that could clash with `spec` on its port: a superset the pure rules then decide on.
 
-    Narrowed with the columns copied from the current revision, so a create on a gateway port carrying
-    thousands of services reads only those whose protocol cannot share the port or whose hosts may overlap.
-    A service whose approved revision differs from its current one is always read (there are few); its
-    approved revision's port is checked in Python, so the filter never joins the revisions of every row.
-
-    The host test runs here in Python over the port's `hosts_index` column (one small read), not as one SQL
-    condition per host and label: that grew with hosts x labels and broke SQLite's expression limit. It is the one
-    overlap rule, `validation.hosts_overlap`, found through a `validation.HostIndex` of the spec's hosts.
+    Found with indexes, so a create on a port that carries thousands of services reads only those that may clash,
+    whatever the port holds: the services there whose protocol cannot share the port with `spec` (the columns
+    copied from the current revision, indexed with the port), those with a host that may overlap one of `spec`'s
+    (the host index, `GatewayServiceHost`, read first: a handful of rows), and every service whose approved
+    revision is not its current one (`awaiting_decision`, indexed; there are few), whose approved revision's port
+    is checked in Python by the caller.
     """
     port = spec["port"]
-    tls = bool(spec.get("mode"))
-    incompatible = Q(mode="") if tls else ~Q(mode="") | ~Q(protocol__in=validation.PORTAL_HTTP_FAMILY)
-    if not tls and spec["protocol"] not in validation.PORTAL_HTTP_FAMILY:
-        incompatible = EVERY_SERVICE
-    # Read whatever their port: the approved revision's port is checked in Python by the caller.
-    pending = Q(approved_revision__isnull=False) & ~Q(approved_revision=F("current_revision"))
-    ours = validation.HostIndex(spec["hosts"])
-    if ours.overlaps_every_host or incompatible is EVERY_SERVICE:
+    pending = Q(awaiting_decision=True)
+    if spec.get("mode"):
+        incompatible = Q(port=port, mode="")
+    elif spec["protocol"] in validation.PORTAL_HTTP_FAMILY:
+        # `mode > ''`: a TLS mode is set (never NULL), in a form the (port, mode) index serves.
+        incompatible = Q(port=port, mode__gt="") | Q(port=port, protocol__in=NOT_HTTP)
+    else:
         return Q(port=port) | pending
-    rows = GatewayService.objects.filter(port=port).exclude(incompatible).values_list("pk", "hosts_index")
-    overlapping = [pk for pk, stored in rows.iterator() if any(map(ours.overlaps, stored.strip("|").split("|")))]
-    return (Q(port=port) & (incompatible | Q(pk__in=overlapping))) | pending
+    keys = validation.stored_overlap_keys(spec["hosts"])
+    if keys is None:
+        return Q(port=port) | pending
+    names, suffixes = keys
+    # Stored hosts equal to a name, or under a suffix: a prefix of the reversed host, which the index serves.
+    lookup = Q(host__in=sorted(names))
+    for suffix in sorted(suffixes):
+        lookup |= Q(reversed_host__startswith=("." + suffix)[::-1])
+    overlapping = list(GatewayServiceHost.objects.filter(lookup).values_list("service_id", flat=True))
+    return incompatible | Q(port=port, pk__in=overlapping) | pending
 
 
-def _name_clashes(spec: dict[str, Any], target_clusters: list[Cluster], exclude_service_id: Any) -> list[str]:
-    """Port and Secret names join name and namespace with '-': `a-b` in `c` and `a` in `b-c` would collide."""
-    joined = f"{spec['name']}-{spec['namespace']}"
-    # Every (name, namespace) split of `joined` at a '-': exact lookups on the unique (namespace, name) index.
-    splits = Q(pk__isnull=True)
+def _splits(joined: str) -> Q | None:
+    """Every (name, namespace) whose `<name>-<namespace>` is `joined`: exact look-ups on the unique index (None when
+    there is no such pair)."""
+    found = None
     for i, char in enumerate(joined):
         if char == "-":
-            splits |= Q(name=joined[:i], namespace=joined[i + 1 :])
-    same = (
-        GatewayService.objects.filter(splits, deleting_at__isnull=True)
+            pair = Q(name=joined[:i], namespace=joined[i + 1 :])
+            found = pair if found is None else found | pair
+    return found
+
+
+def _same_names(spec: dict[str, Any], exclude_service_id: Any) -> list[Any]:
+    """The services whose name and namespace join with '-' as `spec`'s do (its own name among them), deleting or not,
+    as rows (namespace, name, deleting_at, team, spec): one query answers both whether the name is taken and which
+    port and Secret names would collide."""
+    return list(
+        GatewayService.objects.filter(_splits(f"{spec['name']}-{spec['namespace']}"))
         .exclude(pk=exclude_service_id)
         .order_by()
-        .select_related("team", "current_revision")
+        .values_list("namespace", "name", "deleting_at", "team__slug", "current_revision__spec", named=True)
     )
+
+
+def _name_clashes(spec: dict[str, Any], target_clusters: list[Cluster], same: list[Any]) -> list[str]:
+    """Port and Secret names join name and namespace with '-': `a-b` in `c` and `a` in `b-c` would collide."""
+    joined = f"{spec['name']}-{spec['namespace']}"
     messages = []
     for other in same:
-        if landing(other.current_revision.spec, target_clusters):
+        if other.deleting_at is None and landing(other.current_revision__spec, target_clusters):
             messages.append(
                 f"'{spec['name']}' in namespace '{spec['namespace']}' would share the gateway port and TLS secret "
-                f"names '*-{joined}' with {other.team.slug}/{other.name} on a common cluster; choose another name."
+                f"names '*-{joined}' with {other.team__slug}/{other.name} on a common cluster; choose another name."
             )
     return messages
 
@@ -448,13 +515,32 @@ def _actor_name(user) -> str:
 def gateway_service_create(
     *, team: Team, data: dict[str, Any], user=None, is_platform: bool = False, apply_set: str = ""
 ) -> tuple[GatewayService, list[str]]:
+    """A new service, with its first revision, statuses and audit event.
+
+    Creates on a port wait for each other (the port lock) only for what other services decide: the name check,
+    quotas, byte budget and conflicts, then the service row itself. The rules that read no other service run
+    before the lock, and so are written the rows that only this service holds (revision, host index, statuses,
+    audit event): their foreign keys to the service row are checked at commit, and a refusal rolls them back.
+    """
     spec, material = split_input(data)
+    checked = _prepare(team=team, spec=spec, material=material, is_platform=is_platform)
+    service = GatewayService(
+        name=spec["name"],
+        team=team,
+        namespace=spec["namespace"],
+        traffic_type=spec["traffic_type"],
+        created_by=_actor_name(user),
+        apply_set=apply_set,
+    )
     with transaction.atomic():
+        if not checked.errors:
+            _write_its_own_rows(service=service, checked=checked, user=user, apply_set=apply_set)
         _service_lock(spec)
-        # Only in the team's own namespaces: elsewhere the tenancy check (in check_spec) answers first, so a caller
-        # cannot learn which names exist in namespaces that are not theirs.
+        same_names = _same_names(spec, exclude_service_id=None)
+        # Only in the team's own namespaces: elsewhere the tenancy check answers first, so a caller cannot learn
+        # which names exist in namespaces that are not theirs.
         in_own_namespace = spec["namespace"] in team.namespaces
-        if in_own_namespace and GatewayService.objects.filter(namespace=spec["namespace"], name=spec["name"]).exists():
+        if in_own_namespace and any(s.namespace == spec["namespace"] and s.name == spec["name"] for s in same_names):
             raise DomainError(
                 {
                     "name": [
@@ -463,26 +549,28 @@ def gateway_service_create(
                     ]
                 }
             )
-        checked = check_spec(team=team, spec=spec, material=material, is_platform=is_platform)
-        service = GatewayService.objects.create(
-            name=spec["name"],
-            team=team,
-            namespace=spec["namespace"],
-            traffic_type=spec["traffic_type"],
-            created_by=_actor_name(user),
-            apply_set=apply_set,
-        )
-        revision = _add_revision(service=service, checked=checked, user=user)
-        _audit_service(
-            service,
-            action="gateway_service.created",
-            ticket=spec["ticket"],
-            changes={k: [None, v] for k, v in spec.items()},
-            data={"revision": revision.number, "approval": revision.approval}
-            | ({"apply_set": apply_set} if apply_set else {}),
-        )
-        _refresh_statuses(service=service, target_clusters=checked.target_clusters)
+        _refuse(checked)
+        _check_others(team=team, checked=checked, before=None, exclude_service_id=None, same_names=same_names)
+        service.save(force_insert=True)
+        tallies.record(checked.tallies, team_id=team.pk, before=None, after=_specs(service))
     return service, checked.warnings
+
+
+def _write_its_own_rows(*, service: GatewayService, checked: Checked, user, apply_set: str) -> None:
+    """A new service's first revision, host index, statuses and audit event, before its own row is written."""
+    revision = _next_revision(service=service, checked=checked, user=user, number=1)
+    revision.save()
+    service._save_host_keys(known=set())
+    spec = checked.spec
+    _audit_service(
+        service,
+        action="gateway_service.created",
+        ticket=spec["ticket"],
+        changes={k: [None, v] for k, v in spec.items()},
+        data={"revision": revision.number, "approval": revision.approval}
+        | ({"apply_set": apply_set} if apply_set else {}),
+    )
+    _refresh_statuses(service=service, target_clusters=checked.target_clusters, new=True)
 
 
 def gateway_service_update(
@@ -524,7 +612,12 @@ def gateway_service_update(
             )
         _service_lock(spec)
         checked = check_spec(
-            team=service.team, spec=spec, material=material, is_platform=is_platform, exclude_service_id=service.pk
+            team=service.team,
+            spec=spec,
+            material=material,
+            is_platform=is_platform,
+            before=_specs(service),
+            exclude_service_id=service.pk,
         )
         same_material = (checked.material or None) == (current.tls_material or None)
         if _unchanged(current.spec, checked.spec) and same_material:
@@ -595,7 +688,26 @@ def _ticket_in_use(service: GatewayService, ticket: str) -> GatewayServiceRevisi
 def _add_revision(
     *, service: GatewayService, checked: Checked, user, author: str | None = None
 ) -> GatewayServiceRevision:
+    """The service's next revision, made current (and approved when no gate applies). Recorded in the Gateways'
+    tallies, which the caller has locked (`checked.tallies`)."""
+    before = _specs(service)
+    tallies.check_locked(checked.tallies, tallies.touched(checked.clusters, checked.spec, *before))
     number = (service.revisions.aggregate(n=Max("number"))["n"] or 0) + 1
+    revision = _next_revision(service=service, checked=checked, user=user, author=author, number=number)
+    revision.save()
+    fields = ["current_revision", "port", "protocol", "mode", "hosts_index", "updated_at"]
+    if service.approved_revision is revision:
+        fields.append("approved_revision")
+    service.save(update_fields=fields)
+    tallies.record(checked.tallies, team_id=service.team_id, before=before, after=_specs(service))
+    return revision
+
+
+def _next_revision(
+    *, service: GatewayService, checked: Checked, user, number: int, author: str | None = None
+) -> GatewayServiceRevision:
+    """The revision `number` of the service (not saved yet), and the service's fields that follow it (not saved):
+    current revision, the columns copied from it, and the approved revision when no gate applies."""
     approval = _approval_for(service, checked.target_clusters)
     revision = GatewayServiceRevision(
         service=service,
@@ -608,18 +720,20 @@ def _add_revision(
         ticket=checked.spec.get("ticket") or "",
     )
     render_revision(revision)
-    revision.save()
     service.current_revision = revision
     service.port = checked.spec["port"]
     service.protocol = checked.spec["protocol"]
     service.mode = checked.spec.get("mode") or ""
     service.hosts_index = "|" + "|".join(h.lower() for h in checked.spec["hosts"]) + "|"
-    fields = ["current_revision", "port", "protocol", "mode", "hosts_index", "updated_at"]
     if approval == Approval.NOT_REQUIRED:
         service.approved_revision = revision
-        fields.append("approved_revision")
-    service.save(update_fields=fields)
     return revision
+
+
+def _specs(service: GatewayService) -> Specs:
+    """The specs of the service's current and approved revisions (what it stands for on each Gateway)."""
+    current, approved = service.current_revision, service.approved_revision
+    return (current.spec if current else None, approved.spec if approved else None)
 
 
 def render_revision(revision: GatewayServiceRevision) -> None:
@@ -632,24 +746,28 @@ def render_revision(revision: GatewayServiceRevision) -> None:
     revision.secret_digest = rendered.secret_digest
 
 
-def _refresh_statuses(*, service: GatewayService, target_clusters: list[Cluster]) -> None:
-    """Mark where the service should now be, and ask those gateways (and ones it left) to converge."""
+def _refresh_statuses(*, service: GatewayService, target_clusters: list[Cluster], new: bool = False) -> None:
+    """Mark where the service should now be, and ask those gateways (and ones it left) to converge. A `new`
+    service has no statuses yet: they are written in one INSERT."""
     current = service.current_revision
     targeted = {c.pk: c for c in target_clusters}
     approved = service.approved_revision
+    if new:
+        GatewayServiceStatus.objects.bulk_create(
+            [
+                GatewayServiceStatus(service=service, cluster=cluster, traffic_type=service.traffic_type, **fields)
+                for cluster in target_clusters
+                for fields in [_status_fields(cluster, current, approved)]
+            ]
+        )
+        if targeted:
+            request_reconcile(cluster_ids=targeted, traffic_type=service.traffic_type)
+        return
     for cluster in target_clusters:
-        if cluster.requires_approval and current.approval == Approval.PENDING:
-            running = f"; revision {approved.number} keeps running" if approved else ""
-            state, message = State.AWAITING_APPROVAL, f"Revision {current.number} awaits approval{running}."
-        elif cluster.requires_approval and current.approval == Approval.REJECTED:
-            running = f"; revision {approved.number} keeps running" if approved else ""
-            state, message = State.PENDING, f"Revision {current.number} was rejected{running}."
-        else:
-            state, message = State.PENDING, ""
         GatewayServiceStatus.objects.update_or_create(
             service=service,
             cluster=cluster,
-            defaults={"traffic_type": service.traffic_type, "state": state, "message": message},
+            defaults={"traffic_type": service.traffic_type, **_status_fields(cluster, current, approved)},
         )
     left = list(service.statuses.exclude(cluster_id__in=targeted).select_related("cluster"))
     kept = {c.pk for c in _gated_running(service)} if current.approval == Approval.PENDING else set()
@@ -665,6 +783,19 @@ def _refresh_statuses(*, service: GatewayService, target_clusters: list[Cluster]
         request_reconcile(cluster_ids=cluster_ids, traffic_type=service.traffic_type)
 
 
+def _status_fields(
+    cluster: Cluster, current: GatewayServiceRevision, approved: GatewayServiceRevision | None
+) -> dict[str, str]:
+    """State and message on a target cluster once the current revision is written."""
+    if cluster.requires_approval and current.approval == Approval.PENDING:
+        running = f"; revision {approved.number} keeps running" if approved else ""
+        return {"state": State.AWAITING_APPROVAL, "message": f"Revision {current.number} awaits approval{running}."}
+    if cluster.requires_approval and current.approval == Approval.REJECTED:
+        running = f"; revision {approved.number} keeps running" if approved else ""
+        return {"state": State.PENDING, "message": f"Revision {current.number} was rejected{running}."}
+    return {"state": State.PENDING, "message": ""}
+
+
 def gateway_service_delete(*, service: GatewayService, expected_revisions: Collection[int] | None = None) -> None:
     with transaction.atomic():
         service = GatewayService.objects.select_for_update().select_related("team").get(pk=service.pk)
@@ -674,18 +805,22 @@ def gateway_service_delete(*, service: GatewayService, expected_revisions: Colle
         current = service.current_revision
         if current is not None and is_removal(current.spec) and current.approval == Approval.PENDING:
             return  # its removal already awaits approval
+        # What the service stands for leaves the Gateways' tallies: lock them before it changes.
+        clusters = list(Cluster.objects.only(*CLUSTER_FIELDS))
+        before = _specs(service)
+        locked = tallies.lock(tallies.touched(clusters, *before), service.traffic_type)
         if current is not None and _gated_running(service):
-            _request_removal(service)
+            _request_removal(service, clusters=clusters, locked=locked)
             return
-        _start_removal(service)
+        _start_removal(service, locked=locked, before=before)
 
 
-def _request_removal(service: GatewayService) -> None:
+def _request_removal(service: GatewayService, *, clusters: list[Cluster], locked: dict[int, GatewayTally]) -> None:
     """Deleting a service that runs on a gated cluster: a removal revision (no targets) awaits approval there; the
     ungated clusters drop the block at once, the gated ones keep the approved revision until it is approved."""
     current = service.current_revision
     spec = {**copy.deepcopy(current.spec), "clusters": [], "cluster_selector": None, "ticket": ""}
-    checked = Checked(spec=spec, material=None, certificate=None)
+    checked = Checked(spec=spec, material=None, certificate=None, clusters=clusters, tallies=locked)
     from gatewayportal.context import current_actor
 
     revision = _add_revision(service=service, checked=checked, user=None, author=current_actor().name)
@@ -698,8 +833,12 @@ def _request_removal(service: GatewayService) -> None:
     _refresh_statuses(service=service, target_clusters=[])
 
 
-def _start_removal(service: GatewayService, *, audit: bool = True) -> None:
-    """The block and any secret the portal created leave every cluster; the service goes when they are gone."""
+def _start_removal(
+    service: GatewayService, *, locked: dict[int, GatewayTally], before: Specs, audit: bool = True
+) -> None:
+    """The block and any secret the portal created leave every cluster; the service goes when they are gone. It
+    leaves the Gateways' tallies now (`locked`: theirs, locked before it changed; `before`: its specs then)."""
+    tallies.record(locked, team_id=service.team_id, before=before, after=None)
     if audit:
         _audit_service(
             service,
@@ -759,8 +898,8 @@ def _decide(*, revision: GatewayServiceRevision, approval: str, comment: str) ->
                     ]
                 }
             )
-        if approval == Approval.APPROVED:
-            _check_approval_clashes(service, revision)
+        before = _specs(service)
+        locked = _check_approval_clashes(service, revision) if approval == Approval.APPROVED else {}
         revision.approval = approval
         revision.decided_by = current_actor().name
         revision.decided_at = timezone.now()
@@ -779,29 +918,36 @@ def _decide(*, revision: GatewayServiceRevision, approval: str, comment: str) ->
             data={"revision": revision.number, "comment": comment},
         )
         if approval == Approval.APPROVED and is_removal(revision.spec) and service.current_revision_id == revision.pk:
-            _start_removal(service, audit=False)
+            _start_removal(service, locked=locked, before=before, audit=False)
         else:
+            if approval == Approval.APPROVED:
+                tallies.record(locked, team_id=service.team_id, before=before, after=_specs(service))
             target_clusters = landing(service.current_revision.spec, Cluster.objects.all())
             _refresh_statuses(service=service, target_clusters=target_clusters)
     return revision
 
 
-def _check_approval_clashes(service: GatewayService, revision: GatewayServiceRevision) -> None:
+def _check_approval_clashes(service: GatewayService, revision: GatewayServiceRevision) -> dict[int, GatewayTally]:
     """Pending revisions hold no claim, so two may clash: the one approved second is refused on the gated
-    clusters where the first now holds the port or host (the ungated ones already run it)."""
-    clusters = list(Cluster.objects.all())
+    clusters where the first now holds the port or host (the ungated ones already run it). Returns the tallies of
+    the Gateways the approval touches, locked, for it to record itself in."""
+    clusters = list(Cluster.objects.only(*CLUSTER_FIELDS))
     gated = [c for c in landing(revision.spec, clusters) if c.requires_approval]
     clashes = _conflicts(
         team=service.team, spec=revision.spec, clusters=clusters, target_clusters=gated, exclude_service_id=service.pk
     )
     # Approved, it counts in the Gateway's byte budget (pending, it counted only in its team's share).
-    team = Team.objects.select_for_update().get(pk=service.team_id)
-    approved = service.approved_revision.spec if service.approved_revision else None
-    over = _gateway_limit_errors(team, revision.spec, approved, gated, service.pk).get("hosts", [])
+    team = Team.objects.select_for_update().only(*QUOTA_FIELDS).get(pk=service.team_id)
+    before = _specs(service)
+    locked = tallies.lock(tallies.touched(clusters, revision.spec, *before), service.traffic_type)
+    over = _gateway_limit_errors(
+        team, revision.spec, grown_from=before[1], without=before, clusters=gated, locked=locked
+    ).get("hosts", [])
     if clashes or over:
         raise DomainError(
             {"non_field_errors": [f"Revision {revision.number} cannot be approved: {m}" for m in clashes + over]}
         )
+    return locked
 
 
 def team_save(*, data: dict[str, Any], team: Team | None = None) -> Team:

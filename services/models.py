@@ -1,10 +1,13 @@
+from __future__ import annotations
+
 import uuid
 
 from django.conf import settings
-from django.db import models
+from django.db import connection, models
 
 from gatewayportal.crypto import EncryptedJSONField
 from services.choices import Approval, State, TrafficType
+from services.listeners import normal_host
 from services.references import approval_reference
 
 # Quota defaults: one team may own a quarter of a Gateway, so no single team fills one (docs: Teams).
@@ -97,15 +100,150 @@ class GatewayService(models.Model):
         db_index=True,
         help_text="The apply set that last applied this service (declarative apply prunes only inside it).",
     )
+    # Computed by the database: the approved revision is another than the current one (a revision awaits a
+    # decision, or the newest was refused). A column of its own, so the conflict check finds these few services
+    # by index, with statistics the planner can count on (the comparison of two columns it cannot estimate).
+    awaiting_decision = models.GeneratedField(
+        expression=models.Case(
+            models.When(
+                models.Q(approved_revision__isnull=False) & ~models.Q(approved_revision=models.F("current_revision")),
+                then=models.Value(True),
+            ),
+            default=models.Value(False),
+        ),
+        output_field=models.BooleanField(),
+        db_persist=True,
+    )
 
     class Meta:
         ordering = ["team__slug", "namespace", "name"]
         constraints = [
             models.UniqueConstraint(fields=["namespace", "name"], name="gateway_service_unique_name_per_namespace"),
         ]
+        indexes = [
+            # The conflict check's look-ups (services.actions.conflict_candidates): TLS or plain-text servers on a
+            # port, other protocols on a port, and services whose approved revision is not their current one.
+            models.Index(fields=["port", "mode"], name="service_port_mode"),
+            models.Index(fields=["port", "protocol"], name="service_port_protocol"),
+            models.Index(fields=["awaiting_decision"], name="service_awaiting_decision"),
+            # A team's live services, counted against its quota.
+            models.Index(fields=["team"], condition=models.Q(deleting_at__isnull=True), name="service_live_per_team"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.namespace}/{self.name}"
+
+    def save(self, *args, **kwargs):
+        # The host index rows this instance has written (`_save_host_keys`, maybe ahead of the row itself); a new
+        # row has none otherwise, and a loaded one is not known.
+        known = getattr(self, "_host_keys", set() if self._state.adding else None)
+        super().save(*args, **kwargs)
+        update_fields = kwargs.get("update_fields")
+        if update_fields is None or "hosts_index" in update_fields:
+            self._save_host_keys(known=known)
+
+    def host_keys(self) -> set[str]:
+        """The hosts of `hosts_index` as the conflict check compares them."""
+        return {normal_host(host) for host in self.hosts_index.strip("|").split("|") if host}
+
+    def _save_host_keys(self, *, known: set[str] | None) -> None:
+        """Make the service's `GatewayServiceHost` rows its `host_keys()`; `known`: the rows it has (None: unknown)."""
+        wanted = self.host_keys()
+        if known is None:
+            self.indexed_hosts.exclude(host__in=wanted).delete()
+        elif known - wanted:
+            self.indexed_hosts.filter(host__in=known - wanted).delete()
+        added = wanted if known is None else wanted - known
+        if added:
+            GatewayServiceHost.objects.bulk_create(
+                [GatewayServiceHost.of(self, host) for host in sorted(added)], ignore_conflicts=known is None
+            )
+        self._host_keys = wanted
+
+
+class TeamServiceCount(models.Model):
+    """How many gateway services a team owns (`services`), and how many of them are not being deleted (`live`).
+
+    Kept by Postgres triggers on the services table (migration 0008), whatever writes it: the actions, a bulk load,
+    a cascade. A list's count and the service quota read one row per team instead of counting the team's services.
+    Without Postgres (the SQLite demo) there are no triggers and no rows: those reads count the services.
+    """
+
+    team = models.OneToOneField(Team, primary_key=True, on_delete=models.CASCADE, related_name="service_count")
+    services = models.PositiveIntegerField(default=0)
+    live = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.team_id}: {self.services} ({self.live} live)"
+
+    @staticmethod
+    def kept() -> bool:
+        """Whether the database keeps the counts (the triggers are Postgres only)."""
+        return connection.vendor == "postgresql"
+
+
+class GatewayServiceHost(models.Model):
+    """One host of a service's current revision as the conflict check compares it (`services.listeners.normal_host`),
+    indexed, so that the services a new host may clash with are looked up instead of read one by one.
+
+    Always the hosts of `GatewayService.hosts_index`: `GatewayService.save` keeps them equal, in the same
+    transaction (bulk writes, which skip `save`, call `GatewayServiceHost.rebuild`).
+    """
+
+    service = models.ForeignKey(GatewayService, on_delete=models.CASCADE, related_name="indexed_hosts")
+    host = models.CharField(max_length=255, db_index=True)
+    # The host spelled backwards: the hosts under a wildcard `*.example.com` are the prefix `moc.elpmaxe.`.
+    reversed_host = models.CharField(max_length=255, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["service", "host"], name="service_host_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return self.host
+
+    @classmethod
+    def of(cls, service: GatewayService, host: str) -> GatewayServiceHost:
+        return cls(service=service, host=host, reversed_host=host[::-1])
+
+    @classmethod
+    def rebuild(cls, services: models.QuerySet[GatewayService]) -> None:
+        """Index these services' hosts afresh (after writes that bypassed `GatewayService.save`)."""
+        cls.objects.filter(service__in=services).delete()
+        rows = services.values_list("pk", "hosts_index").iterator()
+        cls.objects.bulk_create(
+            (
+                cls(service_id=pk, host=host, reversed_host=host[::-1])
+                for pk, index in rows
+                for host in sorted({normal_host(h) for h in index.strip("|").split("|") if h})
+            ),
+            batch_size=2000,
+        )
+
+
+class GatewayTally(models.Model):
+    """What the live services stand for on one Gateway (one cluster and traffic type): each team's hosts and block
+    bytes there and the Gateway's total, for the quotas and the byte budget a request is checked against.
+
+    Kept by every write in its own transaction, under this row's lock (`services.tallies`), so that a request reads
+    one row instead of every service on the Gateway. Recomputed from the services when missing, or when the
+    cluster's facts it was counted on (labels, enabled, requires_approval) have changed since.
+    """
+
+    cluster = models.ForeignKey("clusters.Cluster", on_delete=models.CASCADE, related_name="+")
+    traffic_type = models.CharField(max_length=7, choices=TrafficType.choices)
+    basis = models.CharField(max_length=64, help_text="Digest of the cluster facts the tally was counted on.")
+    teams = models.JSONField(default=dict, help_text="team id -> [hosts, block bytes] of its services here")
+    total_bytes = models.PositiveBigIntegerField(default=0, help_text="bytes of every block that runs here")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["cluster", "traffic_type"], name="gateway_tally_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.cluster_id}/{self.traffic_type}"
 
 
 class GatewayServiceRevision(models.Model):

@@ -7,6 +7,10 @@ compares and words the refusals, with the numbers, for the requesting team.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+from services.rendering import block_bytes
+from services.targeting import landing
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,38 @@ class Limits:
     @property
     def team_bytes(self) -> int:
         return int(self.gateway_byte_budget * self.gateway_budget_share)
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """What one live service stands for on one Gateway."""
+
+    team_hosts: int  # in its team's hosts there: the larger of its current revision and the one that runs there
+    team_bytes: int  # in its team's bytes there: likewise
+    total_bytes: int  # in the Gateway's total: the revision that runs there (approved on a gated cluster)
+
+
+NO_FOOTPRINT = Footprint(0, 0, 0)
+
+
+def footprint(current: dict[str, Any] | None, approved: dict[str, Any] | None, cluster: Any) -> Footprint:
+    """A live service with these revisions' specs on `cluster`'s Gateway (anything with `name`, `labels`, `enabled`,
+    `requires_approval`). The Gateway's total counts what runs or is approved to run there; the team's own use also
+    counts its revision awaiting approval."""
+    runs = approved if cluster.requires_approval else current
+    mine = [spec for spec in _distinct(current, runs) if landing(spec, [cluster])]
+    if not mine:
+        return NO_FOOTPRINT
+    costs = {id(spec): block_bytes(spec) for spec in mine}
+    return Footprint(
+        team_hosts=max(len(spec["hosts"]) for spec in mine),
+        team_bytes=max(costs.values()),
+        total_bytes=costs.get(id(runs), 0),
+    )
+
+
+def _distinct(*specs: dict[str, Any] | None) -> list[dict[str, Any]]:
+    return list({id(spec): spec for spec in specs if spec is not None}.values())
 
 
 def service_count_errors(*, team: str, owned: int, max_services: int) -> dict[str, list[str]]:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch, QuerySet, Sum, prefetch_related_objects
 
 from clusters import messages
 from clusters.models import Cluster
 from gatewayportal.roles import is_platform
 from services.choices import Approval
-from services.models import GatewayService, GatewayServiceRevision, GatewayServiceStatus, Team
+from services.models import GatewayService, GatewayServiceRevision, GatewayServiceStatus, Team, TeamServiceCount
 from services.rendering import GatewaySettings, credential_name, render_server
 from services.targeting import landing
 
@@ -24,12 +24,27 @@ def teams_for_user(user) -> QuerySet[Team]:
 def gateway_services_for_user(user) -> QuerySet[GatewayService]:
     # The current revision is joined: a page is read in (namespace, name) index order and stops after its rows,
     # so the join touches only the page's revisions. Statuses (several per service) are prefetched.
-    qs = GatewayService.objects.select_related("team", "current_revision").prefetch_related(
-        Prefetch("statuses", queryset=GatewayServiceStatus.objects.select_related("cluster").order_by("cluster__name")),
-    )
+    return visible_services(user).select_related("team", "current_revision").prefetch_related(_statuses())
+
+
+def visible_services(user) -> QuerySet[GatewayService]:
+    """The services the user may see, nothing joined (a list reads them as rows: `gateway_service_rows`)."""
+    teams = _teams_of(user)
+    # The user's teams as a subquery, not a join: the page stays one index walk, a count one scan of the team index.
+    return GatewayService.objects.all() if teams is None else GatewayService.objects.filter(team__in=teams)
+
+
+def _teams_of(user) -> QuerySet | None:
+    """The ids of the user's teams (a subquery), None for a platform engineer (every team)."""
     if is_platform(user):
-        return qs
-    return qs.filter(team__members=user)
+        return None
+    return Team.members.through.objects.filter(user=user).values("team_id")
+
+
+def _statuses() -> Prefetch:
+    # The cluster's name only: its other columns include credentials, decrypted on every read.
+    statuses = GatewayServiceStatus.objects.select_related("cluster").only(*_STATUS_MODEL_FIELDS, "cluster__name")
+    return Prefetch("statuses", queryset=statuses.order_by("cluster__name"))
 
 
 def pending_revisions_for_ticket(*, ticket: str, team: Team | None = None) -> QuerySet[GatewayServiceRevision]:
@@ -42,7 +57,9 @@ def pending_revisions_for_ticket(*, ticket: str, team: Team | None = None) -> Qu
 
 
 def clusters_by_name() -> dict[str, Cluster]:
-    return {c.name: c for c in Cluster.objects.all()}
+    """What a service's view needs of each cluster (landing, host scoping); credentials stay encrypted, unread."""
+    fields = ("name", "labels", "enabled", "requires_approval", "namespace_scoped_hosts")
+    return {c.name: c for c in Cluster.objects.only(*fields)}
 
 
 def gateway_settings_for(spec: dict[str, Any], clusters: dict[str, Cluster]) -> GatewaySettings:
@@ -60,14 +77,22 @@ def public_tls_options(spec: dict[str, Any], material: dict[str, Any] | None) ->
     return tls_options or None
 
 
-def spec_view(spec: dict[str, Any], clusters: dict[str, Cluster]) -> dict[str, Any]:
-    return {
-        "server_block": render_server(spec, gateway_settings_for(spec, clusters)),
-        "credential_name": credential_name(spec),
-    }
+def spec_view(
+    spec: dict[str, Any], clusters: dict[str, Cluster], known: dict[Any, GatewaySettings] | None = None
+) -> dict[str, Any]:
+    """`known`: settings already worked out for specs with the same targets (a page's services share a few)."""
+    if known is None:
+        settings = gateway_settings_for(spec, clusters)
+    else:
+        targets = (tuple(spec.get("clusters") or ()), tuple(sorted((spec.get("cluster_selector") or {}).items())))
+        settings = known.get(targets)
+        if settings is None:
+            settings = known[targets] = gateway_settings_for(spec, clusters)
+    return {"server_block": render_server(spec, settings), "credential_name": credential_name(spec)}
 
 
 def gateway_service_view(service: GatewayService, context: dict[str, Any] | None = None) -> dict[str, Any]:
+    prefetch_related_objects([service], _statuses())  # one query, none when the service came with its statuses
     revision = service.current_revision
     statuses = [
         {
@@ -88,38 +113,87 @@ def gateway_service_view(service: GatewayService, context: dict[str, Any] | None
 
 _SERVICE_FIELDS = ("name", "namespace", "traffic_type", "created_at", "updated_at", "created_by")
 _REVISION_FIELDS = ("spec", "tls_material", "number", "approval", "approval_reference", "certificate")
-_STATUS_FIELDS = ("cluster__name", "traffic_type", "state", "revision", "message", "updated_at")
+_STATUS_FIELDS = ("traffic_type", "state", "revision", "message", "updated_at")
+_STATUS_MODEL_FIELDS = ("service", "cluster", "traffic_type", "state", "revision", "message", "updated_at")
 
 
-def gateway_service_rows(services: QuerySet[GatewayService]) -> QuerySet:
-    """Services as plain rows for `gateway_service_list_views` (paginate these): no model instances, a list's
-    main cost."""
-    return (
-        services.select_related(None)
-        .prefetch_related(None)
-        .values("id", "team__slug", *_SERVICE_FIELDS, *(f"current_revision__{field}" for field in _REVISION_FIELDS))
-    )
+class ServiceRows:
+    """Services as plain rows for `gateway_service_list_views`, to paginate: no model instances (a list's main
+    cost), sliced as rows that join the team slug and current revision for that page only.
+
+    Counted from the teams' service counts when the rows are all of a user's services (`user`), which the database
+    keeps (`TeamServiceCount`); otherwise (a filtered list, or SQLite) on the services alone, with the user's teams
+    as a subquery: one scan of the team index.
+    """
+
+    ordered = True
+
+    def __init__(self, services: QuerySet[GatewayService], user=None) -> None:
+        self.services = services
+        self.user = user
+        self.rows = services.values(
+            "id", "team__slug", *_SERVICE_FIELDS, *(f"current_revision__{field}" for field in _REVISION_FIELDS)
+        )
+
+    def count(self) -> int:
+        if self.user is not None and TeamServiceCount.kept():
+            teams, counts = _teams_of(self.user), TeamServiceCount.objects.all()
+            counts = counts if teams is None else counts.filter(team__in=teams)
+            return counts.aggregate(services=Sum("services"))["services"] or 0
+        return self.services.order_by().count()
+
+    def __getitem__(self, index):
+        return self.rows[index]
+
+    def __iter__(self):
+        return iter(self.rows)
+
+
+def gateway_service_rows(services: QuerySet[GatewayService], *, every_one_of=None) -> ServiceRows:
+    """`services`: from `visible_services`, maybe filtered; `every_one_of`: the user whose every service they are
+    (a list without filters)."""
+    return ServiceRows(services, user=every_one_of)
 
 
 def gateway_service_list_views(rows: list[dict[str, Any]], context: dict[str, Any]) -> list[dict[str, Any]]:
-    """The public views of a page of `gateway_service_rows`, with their statuses in one query."""
+    """The public views of a page of `gateway_service_rows`, with their statuses in one query (named after the
+    clusters the views read anyway, rather than joined to them)."""
     statuses: dict[Any, list[dict[str, Any]]] = {row["id"]: [] for row in rows}
     if rows:
-        for status in (
-            GatewayServiceStatus.objects.filter(service_id__in=list(statuses))
-            .order_by("cluster__name")
-            .values("service_id", *_STATUS_FIELDS)
-        ):
-            statuses[status.pop("service_id")].append({"cluster": status.pop("cluster__name"), **status})
-    return [_view(row, statuses[row["id"]], context) for row in rows]
+        clusters = _clusters(context)
+        names = {cluster.pk: name for name, cluster in clusters.items()}
+        found = list(
+            GatewayServiceStatus.objects.filter(service_id__in=list(statuses)).values(
+                "service_id", "cluster_id", *_STATUS_FIELDS
+            )
+        )
+        if any(status["cluster_id"] not in names for status in found):  # a cluster registered meanwhile
+            clusters = context["clusters_by_name"] = clusters_by_name()
+            names = {cluster.pk: name for name, cluster in clusters.items()}
+        for status in sorted(found, key=lambda status: names.get(status["cluster_id"], "")):
+            name = names.get(status.pop("cluster_id"))
+            if name is not None:  # else the cluster is gone, and its statuses with it
+                statuses[status.pop("service_id")].append({"cluster": name, **status})
+    known: dict[Any, GatewaySettings] = {}
+    return [_view(row, statuses[row["id"]], context, known) for row in rows]
 
 
-def _view(row: dict[str, Any], statuses: list[dict[str, Any]], context: dict[str, Any] | None) -> dict[str, Any]:
-    """The one shape of a service in the API, from a flat row (service, team slug, current revision)."""
-    context = context if context is not None else {}
+def _clusters(context: dict[str, Any]) -> dict[str, Cluster]:
     clusters = context.get("clusters_by_name")
     if clusters is None:
         clusters = context["clusters_by_name"] = clusters_by_name()
+    return clusters
+
+
+def _view(
+    row: dict[str, Any],
+    statuses: list[dict[str, Any]],
+    context: dict[str, Any] | None,
+    known: dict[Any, GatewaySettings] | None = None,
+) -> dict[str, Any]:
+    """The one shape of a service in the API, from a flat row (service, team slug, current revision)."""
+    context = context if context is not None else {}
+    clusters = _clusters(context)
     platform = context.get("viewer_is_platform")
     if platform is None:
         platform = context["viewer_is_platform"] = viewer_is_platform(context)
@@ -144,7 +218,7 @@ def _view(row: dict[str, Any], statuses: list[dict[str, Any]], context: dict[str
         "revision": row["current_revision__number"],
         "approval": row["current_revision__approval"],
         "approval_reference": row["current_revision__approval_reference"],
-        **spec_view(spec, clusters),
+        **spec_view(spec, clusters, known),
         "certificate": row["current_revision__certificate"],
         "status": [
             {

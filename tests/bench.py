@@ -294,6 +294,11 @@ def create_services(
         ["current_revision", "approved_revision", "port", "protocol", "mode", "hosts_index"],
         batch_size=1000,
     )
+    # Written around the services actions: index their hosts, and let every Gateway tally be counted afresh.
+    from services.models import GatewayServiceHost, GatewayTally
+
+    GatewayServiceHost.rebuild(service_model.objects.filter(pk__in=[service.pk for service in services]))
+    GatewayTally.objects.all().delete()
 
 
 def _plain(name: str, cluster_name: str) -> tuple[dict[str, Any], None]:

@@ -131,10 +131,11 @@ class GatewayServiceViewSet(
 
     def list(self, request, *args, **kwargs):
         # Plain rows, not model instances: building five models per service was most of a page's time.
-        queryset = self.get_queryset()
-        if set(request.query_params) - {"page", "page_size"}:
+        queryset = selectors.visible_services(request.user).order_by("namespace", "name")
+        filtered = bool(set(request.query_params) - {"page", "page_size"})
+        if filtered:
             queryset = self.filter_queryset(queryset)  # building the filter form costs as much as the page
-        rows = selectors.gateway_service_rows(queryset)
+        rows = selectors.gateway_service_rows(queryset, every_one_of=None if filtered else request.user)
         page = self.paginate_queryset(rows)
         views = selectors.gateway_service_list_views(
             list(rows) if page is None else page, self.get_serializer_context()
@@ -238,7 +239,7 @@ class GatewayServiceViewSet(
             created = self.get_queryset().get(pk=created.pk)
             body = selectors.gateway_service_view(created, self.get_serializer_context())
             server = body["server_block"]
-            targets = [s.cluster for s in created.statuses.all()]
+            targets = [s.cluster for s in created.statuses.select_related("cluster").order_by("cluster__name")]
             transaction.set_rollback(True)
         if service is None:
             body["id"] = None

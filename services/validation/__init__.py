@@ -25,6 +25,7 @@ from services.validation.hosts import (
     hosts_overlap,
     is_dns1123_label,
     istio_host_problem,
+    stored_overlap_keys,
 )
 from services.validation.istio import (
     ISTIO_API_VERSIONS,
@@ -63,6 +64,7 @@ __all__ = [
     "dns_name_problem",
     "host_in_domains",
     "hosts_overlap",
+    "stored_overlap_keys",
     "is_dns1123_label",
     "istio_host_problem",
     "merge_clashes",

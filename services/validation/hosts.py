@@ -106,6 +106,23 @@ def _domains(name: str) -> list[str]:
     return [".".join(labels[i:]) for i in range(1, len(labels))]
 
 
+def stored_overlap_keys(hosts: Iterable[str]) -> tuple[frozenset[str], frozenset[str]] | None:
+    """What a stored, normalized host must be to possibly overlap one of `hosts`: (names it may equal, domains it
+    may lie under), the database's side of `HostIndex` (a superset; `hosts_overlap` decides). None when a host is
+    '*': every host overlaps it."""
+    names, suffixes = {"*"}, set()
+    for host in hosts:
+        name = normal_host(host)
+        if name == "*":
+            return None
+        names.add(name)
+        names.update("*." + domain for domain in _domains(name))  # their wildcards that may cover this host
+        if name.startswith("*."):
+            names.add(name[2:])  # their hosts this wildcard may cover, the bare domain and
+            suffixes.add(name[2:])  # every name under it
+    return frozenset(names), frozenset(suffixes)
+
+
 class HostIndex:
     """Hosts, indexed so that the ones overlapping another host are found with a few lookups (one per label of that
     host) instead of a `hosts_overlap` with each: `overlaps(host)` is `any(hosts_overlap(h, host) for h in hosts)`.
