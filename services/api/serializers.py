@@ -36,6 +36,9 @@ MAX_TEAM_NAMESPACES = 100
 MAX_TEAM_DOMAINS = 100
 
 
+# The quota columns are PositiveIntegerField: what Postgres stores in an integer.
+QUOTA_MAX = 2**31 - 1
+
 class UpperChoiceField(serializers.ChoiceField):
     """A choice accepted in any case, stored and shown in its canonical case."""
 
@@ -133,11 +136,13 @@ class TeamSerializer(StrictFieldsMixin, serializers.ModelSerializer):
     )
     max_services = serializers.IntegerField(
         min_value=0,
+        max_value=QUOTA_MAX,
         required=False,
         help_text=f"Quota: gateway services the team may own (default {DEFAULT_MAX_SERVICES}).",
     )
     max_hosts_per_gateway = serializers.IntegerField(
         min_value=0,
+        max_value=QUOTA_MAX,
         required=False,
         help_text="Quota: hosts the team's services may list on one Gateway (one cluster and traffic type; "
         f"default {DEFAULT_MAX_HOSTS_PER_GATEWAY}).",

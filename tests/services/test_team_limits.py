@@ -123,3 +123,17 @@ def test_a_selector_never_lands_on_a_cluster_the_team_may_not_use_even_one_added
     later = make_cluster("prod", labels={"tier": "all", "stage": "prod"})
 
     assert collect_desired(later, "ingress").items == []
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("field", ["max_services", "max_hosts_per_gateway"])
+def test_a_quota_beyond_what_the_database_stores_is_a_400_naming_the_field(field):
+    root = api_client(make_user("root", platform=True))
+    body = {"slug": "big", "name": "Big", "namespaces": ["big"], "allowed_domains": ["big.example.com"]}
+
+    refused = root.post("/api/v1/teams/", {**body, field: 2**31}, format="json")
+    largest = root.post("/api/v1/teams/", {**body, field: 2**31 - 1}, format="json")
+
+    assert refused.status_code == 400 and field in refused.json()
+    assert largest.status_code == 201, largest.content
+    assert getattr(Team.objects.get(slug="big"), field) == 2**31 - 1
