@@ -39,6 +39,7 @@ MAX_TEAM_DOMAINS = 100
 # The quota columns are PositiveIntegerField: what Postgres stores in an integer.
 QUOTA_MAX = 2**31 - 1
 
+
 class UpperChoiceField(serializers.ChoiceField):
     """A choice accepted in any case, stored and shown in its canonical case."""
 
