@@ -132,15 +132,21 @@ class _Revision(NamedTuple):
         """The part of the spec `services.targeting.targets` reads."""
         return {"clusters": _decoded(self.clusters), "cluster_selector": _decoded(self.selector)}
 
+    @staticmethod
+    def places(at: dict[str, int], kind: str, index: int) -> list[int]:
+        """Where the fields of the `kind` revision (current_revision, approved_revision: the `index`th kind read)
+        stand in a `collect_desired` row, in field order, found by name through `at`: worked out once per query,
+        not once per row."""
+        names = [f"{kind}__{name}" for name in _REVISION_FIELDS]
+        names += [f"r{index}_{name}" for name in (*_REVISION_TEXTS, "secret_ref")]
+        return [at[name] for name in names]
+
     @classmethod
-    def from_row(cls, row: tuple, at: dict[str, int], kind: str, index: int) -> _Revision | None:
-        """The `kind` revision (current_revision, approved_revision: the `index`th kind read) of a
-        `collect_desired` row, its values found by name through `at`; None when the service has none."""
-        if row[at[f"{kind}__id"]] is None:
+    def from_row(cls, row: tuple, places: list[int]) -> _Revision | None:
+        """The revision at `places` of a row; None when the service has none (its id, the first field, is null)."""
+        if row[places[0]] is None:
             return None
-        values = [row[at[f"{kind}__{name}"]] for name in _REVISION_FIELDS]
-        texts = [row[at[f"r{index}_{name}"]] for name in (*_REVISION_TEXTS, "secret_ref")]
-        return cls._make(values + texts)
+        return cls._make([row[place] for place in places])
 
 
 @functools.lru_cache(maxsize=1024)
@@ -178,6 +184,7 @@ def collect_desired(cluster: Cluster, traffic_type: str) -> Desired:
     # Tuples, not dicts (thousands of rows), read by name: `at` gives each named value's place in a row.
     fields = [*columns, *annotations]
     at = {field: place for place, field in enumerate(fields)}
+    revision_places = [_Revision.places(at, kind, index) for index, kind in enumerate(kinds)]
     rows = (
         GatewayService.objects.filter(traffic_type=traffic_type, deleting_at__isnull=True)
         .filter(_may_target(cluster, kinds))
@@ -204,7 +211,7 @@ def collect_desired(cluster: Cluster, traffic_type: str) -> Desired:
         sid, allowed_names, selector = row[at["sid"]], row[at["allowed_names"]], row[at["allowed_selector"]]
         if not postgres:
             sid = str(uuid.UUID(sid))  # SQLite keeps a UUID as 32 hex digits
-        revisions = [_Revision.from_row(row, at, kind, index) for index, kind in enumerate(kinds)]
+        revisions = [_Revision.from_row(row, places) for places in revision_places]
         current = revisions[0]
         runs = revisions[1] if gated else current
         pending = gated and current is not None and current.approval == Approval.PENDING

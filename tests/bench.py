@@ -306,22 +306,9 @@ def _plain(name: str, cluster_name: str) -> tuple[dict[str, Any], None]:
 
 
 def plain_http(name: str, cluster_name: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "namespace": "payments",
-        "traffic_type": "ingress",
-        "hosts": [f"{name}.payments.example.com"],
-        "port": 80,
-        "protocol": "HTTP",
-        "mode": None,
-        "tls_options": {},
-        "https_redirect": False,
-        "min_protocol_version": None,
-        "max_protocol_version": None,
-        "clusters": [cluster_name],
-        "cluster_selector": None,
-        "ticket": "",
-    }
+    from tests.factories import service_spec
+
+    return service_spec(name, clusters=[cluster_name])
 
 
 def typical_https(cert):

@@ -108,18 +108,16 @@ def _domains(name: str) -> list[str]:
 
 def stored_overlap_keys(hosts: Iterable[str]) -> tuple[frozenset[str], frozenset[str]] | None:
     """What a stored, normalized host must be to possibly overlap one of `hosts`: (names it may equal, domains it
-    may lie under), the database's side of `HostIndex` (a superset; `hosts_overlap` decides). None when a host is
-    '*': every host overlaps it."""
+    may lie under). These are `HostIndex`'s keys of `hosts`, read from the database's side: a stored host is a
+    candidate when it is '*', one of the names, or under one of the domains (a superset; `hosts_overlap` decides).
+    None when a host is '*': every host overlaps it."""
     names, suffixes = {"*"}, set()
     for host in hosts:
         name = normal_host(host)
         if name == "*":
             return None
-        names.add(name)
-        names.update("*." + domain for domain in _domains(name))  # their wildcards that may cover this host
-        if name.startswith("*."):
-            names.add(name[2:])  # their hosts this wildcard may cover, the bare domain and
-            suffixes.add(name[2:])  # every name under it
+        for kind, key in HostIndex._keys(name):
+            (names if kind == "name" else suffixes).add(key)
     return frozenset(names), frozenset(suffixes)
 
 
