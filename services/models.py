@@ -70,6 +70,11 @@ class Team(models.Model):
         return self.slug
 
 
+def indexed_hosts(hosts_index: str) -> set[str]:
+    """The hosts of a service's `hosts_index` column (`|a|b|`) as the host index stores them (`normal_host`)."""
+    return {normal_host(host) for host in hosts_index.strip("|").split("|") if host}
+
+
 class GatewayService(models.Model):
     """One Istio server block, owned by a team. Its spec lives in immutable revisions."""
 
@@ -144,7 +149,7 @@ class GatewayService(models.Model):
 
     def host_keys(self) -> set[str]:
         """The hosts of `hosts_index` as the conflict check compares them."""
-        return {normal_host(host) for host in self.hosts_index.strip("|").split("|") if host}
+        return indexed_hosts(self.hosts_index)
 
     def _save_host_keys(self, *, known: set[str] | None) -> None:
         """Make the service's `GatewayServiceHost` rows its `host_keys()`; `known`: the rows it has (None: unknown)."""
@@ -216,7 +221,7 @@ class GatewayServiceHost(models.Model):
             (
                 cls(service_id=pk, host=host, reversed_host=host[::-1])
                 for pk, index in rows
-                for host in sorted({normal_host(h) for h in index.strip("|").split("|") if h})
+                for host in sorted(indexed_hosts(index))
             ),
             batch_size=2000,
         )
