@@ -69,19 +69,20 @@ class WorkerProcess:
                     out.write(f"\n--- supervisor: worker exited ({self.process.returncode}); restart {self.restarts}\n")
                 self.process = _spawn(self.command, self.environment, self.log)
 
-    def kill(self) -> None:
-        """SIGKILL the worker and its pool: no warm shutdown, nothing acknowledged, no lock released."""
+    def _stop_supervising(self) -> None:
         if self._stopping is not None:
             self._stopping.set()
             self._supervisor.join(timeout=5)
+
+    def kill(self) -> None:
+        """SIGKILL the worker and its pool: no warm shutdown, nothing acknowledged, no lock released."""
+        self._stop_supervising()
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=20)
 
     def stop(self) -> None:
-        if self._stopping is not None:
-            self._stopping.set()
-            self._supervisor.join(timeout=5)
+        self._stop_supervising()
         if self.process.poll() is not None:
             return
         self.process.terminate()
