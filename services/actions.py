@@ -9,7 +9,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Max, Q
+from django.db.models import Max, Q, QuerySet
 from django.utils import timezone
 
 from audit.actions import audit_record, diff
@@ -21,7 +21,6 @@ from services import certificates, conflicts, quotas, rendering, specs, tallies,
 from services.choices import PORTAL_PROTOCOLS, Approval, State
 from services.models import (
     GatewayService,
-    GatewayServiceHost,
     GatewayServiceRevision,
     GatewayServiceStatus,
     GatewayTally,
@@ -193,21 +192,21 @@ def _check_others(
     checked: Checked,
     before: Specs | None,
     exclude_service_id: Any,
-    same_names: list[Any] | None = None,
+    rows: tuple[list[Any], list[Any]] | None = None,
 ) -> None:
     """What depends on the other services (quotas, the byte budget, conflicts, name clashes), under the caller's
-    port lock; `same_names`: the services `_same_names` found, when the caller has read them already."""
+    port lock; `rows`: what `_check_rows` found, when the caller has read it already."""
     spec, target_clusters = checked.spec, checked.target_clusters
     checked.tallies = _check_quotas(team=team, checked=checked, before=before)
+    candidates, same_names = rows if rows is not None else _check_rows(spec, exclude_service_id)
     clashes = _conflicts(
         team=team,
         spec=spec,
         clusters=checked.clusters,
         target_clusters=target_clusters,
         exclude_service_id=exclude_service_id,
+        rows=candidates,
     )
-    if same_names is None:
-        same_names = _same_names(spec, exclude_service_id)
     names = _name_clashes(spec, target_clusters, same_names)
     if clashes or names:
         raise DomainError({key: value for key, value in (("hosts", clashes), ("name", names)) if value})
@@ -323,7 +322,9 @@ def _conflicts(
     clusters: list[Cluster],
     target_clusters: list[Cluster],
     exclude_service_id: Any,
+    rows: list[Any] | None = None,
 ) -> list[str]:
+    """`rows`: the candidates `_check_rows` read, when the caller has read them already."""
     if not target_clusters:
         return []
     candidate = conflicts.Claim(
@@ -338,44 +339,37 @@ def _conflicts(
         hosts=tuple(spec["hosts"]),
         tls=bool(spec.get("mode")),
     )
-    return list(dict.fromkeys(conflicts.find_conflicts(candidate, claims_on_port(spec, clusters, exclude_service_id))))
+    claims = claims_on_port(spec, clusters, exclude_service_id, rows=rows)
+    return list(dict.fromkeys(conflicts.find_conflicts(candidate, claims)))
 
 
-def claims_on_port(spec: dict[str, Any], clusters: list[Cluster], exclude_service_id: Any) -> list[conflicts.Claim]:
+def claims_on_port(
+    spec: dict[str, Any], clusters: list[Cluster], exclude_service_id: Any, rows: list[Any] | None = None
+) -> list[conflicts.Claim]:
     """What holds a claim that may clash with `spec`: on each cluster, only the revision that runs or is approved
     to run there — the current one on an ungated cluster, the approved one on a gated cluster — and not where the
-    planner refused it. Pending and rejected revisions hold nothing, so they block no other team."""
+    planner refused it. Pending and rejected revisions hold nothing, so they block no other team.
+
+    `rows`: the candidates as `_check_rows` read them, when the caller has read them already."""
     gated = [c for c in clusters if c.requires_approval]
     ungated = [c for c in clusters if not c.requires_approval]
-    # Plain rows, not model instances: building the services and both revisions (encrypted TLS material
-    # included) was most of a create's time when it read every service on the port.
-    rows = list(
-        GatewayService.objects.filter(traffic_type=spec["traffic_type"], deleting_at__isnull=True)
-        .filter(conflict_candidates(spec))
-        .exclude(pk=exclude_service_id)
-        .order_by()
-        .values_list(
-            "pk",
-            "team__slug",
-            "name",
-            "namespace",
-            "traffic_type",
-            "current_revision__number",
-            "current_revision__spec",
-            "approved_revision__number",
-            "approved_revision__spec",
-        )
-    )
+    if rows is None:
+        rows, _ = _check_rows(spec, exclude_service_id, names=False)
     if not rows:
         return []
     refused = set(
-        GatewayServiceStatus.objects.filter(service_id__in=[row[0] for row in rows], state=State.REJECTED)
+        GatewayServiceStatus.objects.filter(service_id__in=[row.pk for row in rows], state=State.REJECTED)
         .exclude(revision=None)
         .values_list("service_id", "cluster__name", "revision")
     )
     claims = []
-    for pk, team_slug, name, namespace, traffic_type, current, current_spec, approved, approved_spec in rows:
-        for number, other_spec, where in ((current, current_spec, ungated), (approved, approved_spec, gated)):
+    for row in rows:
+        pk = row.pk
+        held_by = (
+            (row.current_revision__number, row.current_revision__spec, ungated),
+            (row.approved_revision__number, row.approved_revision__spec, gated),
+        )
+        for number, other_spec, where in held_by:
             if other_spec is None or other_spec["port"] != spec["port"]:
                 continue
             held = frozenset(c.name for c in landing(other_spec, where) if (pk, c.name, number) not in refused)
@@ -383,10 +377,10 @@ def claims_on_port(spec: dict[str, Any], clusters: list[Cluster], exclude_servic
                 claims.append(
                     conflicts.Claim(
                         service_id=str(pk),
-                        team=team_slug,
-                        name=name,
-                        namespace=namespace,
-                        traffic_type=traffic_type,
+                        team=row.team__slug,
+                        name=row.name,
+                        namespace=row.namespace,
+                        traffic_type=row.traffic_type,
                         clusters=held,
                         port=other_spec["port"],
                         protocol=other_spec["protocol"],
@@ -400,14 +394,48 @@ def claims_on_port(spec: dict[str, Any], clusters: list[Cluster], exclude_servic
 # The portal's protocols that may not share a port with a plain-text HTTP server.
 NOT_HTTP = tuple(p for p in PORTAL_PROTOCOLS if p not in validation.PORTAL_HTTP_FAMILY)
 
+# What the conflict and name checks read of each service they find (`_check_rows`): plain rows, not model instances
+# (building the services and both revisions, encrypted TLS material included, was most of a create's time when it
+# read every service on the port).
+CHECK_COLUMNS = (
+    "pk",
+    "team__slug",
+    "name",
+    "namespace",
+    "traffic_type",
+    "deleting_at",
+    "current_revision__number",
+    "current_revision__spec",
+    "approved_revision__number",
+    "approved_revision__spec",
+)
 
-def conflict_candidates(spec: dict[str, Any]) -> Q:
-    """Services that could clash with `spec` on its port: a superset the pure rules then decide on.
+
+def _check_rows(spec: dict[str, Any], exclude_service_id: Any, *, names: bool = True) -> tuple[list[Any], list[Any]]:
+    """What the conflict and name checks read, in one statement (a union of index look-ups): (the live services of
+    `spec`'s traffic type that could clash with it on its port, `conflict_candidates`; with `names`, the services
+    whose name and namespace join with '-' as `spec`'s do, its own name among them, deleting or not), as rows of
+    `CHECK_COLUMNS`. One service found twice is one row; a same-name row may also be a candidate, which the pure
+    rules then decide on like any other."""
+    rows = GatewayService.objects.exclude(pk=exclude_service_id).order_by().values_list(*CHECK_COLUMNS, named=True)
+    live = rows.filter(traffic_type=spec["traffic_type"], deleting_at__isnull=True)
+    joined = f"{spec['name']}-{spec['namespace']}"
+    branches = conflict_candidates(spec, live) + ([rows.filter(_splits(joined))] if names else [])
+    found = branches[0].union(*branches[1:], all=True) if len(branches) > 1 else branches[0]
+    unique = list({row.pk: row for row in found}.values())
+    candidates = [r for r in unique if r.traffic_type == spec["traffic_type"] and r.deleting_at is None]
+    same = [r for r in unique if f"{r.name}-{r.namespace}" == joined] if names else []
+    return candidates, same
+
+
+def conflict_candidates(spec: dict[str, Any], services: QuerySet) -> list[QuerySet]:
+    """`services` narrowed to those that could clash with `spec` on its port: a superset the pure rules then decide
+    on, as index look-ups to read as one union (a service may be found by more than one).
 
     Found with indexes, so a create on a port that carries thousands of services reads only those that may clash,
     whatever the port holds: the services there whose protocol cannot share the port with `spec` (the columns
     copied from the current revision, indexed with the port), those with a host that may overlap one of `spec`'s
-    (the host index, `GatewayServiceHost`, read first: a handful of rows), and every service whose approved
+    (joined from the host index, `GatewayServiceHost`: a handful of rows), and every service whose approved
     revision is not its current one (`awaiting_decision`, indexed; there are few), whose approved revision's port
     is checked in Python by the caller.
     """
@@ -419,17 +447,16 @@ def conflict_candidates(spec: dict[str, Any]) -> Q:
         # `mode > ''`: a TLS mode is set (never NULL), in a form the (port, mode) index serves.
         incompatible = Q(port=port, mode__gt="") | Q(port=port, protocol__in=NOT_HTTP)
     else:
-        return Q(port=port) | pending
+        return [services.filter(Q(port=port) | pending)]
     keys = validation.stored_overlap_keys(spec["hosts"])
     if keys is None:
-        return Q(port=port) | pending
+        return [services.filter(Q(port=port) | pending)]
     names, suffixes = keys
     # Stored hosts equal to a name, or under a suffix: a prefix of the reversed host, which the index serves.
-    lookup = Q(host__in=sorted(names))
+    lookup = Q(indexed_hosts__host__in=sorted(names))
     for suffix in sorted(suffixes):
-        lookup |= Q(reversed_host__startswith=("." + suffix)[::-1])
-    overlapping = list(GatewayServiceHost.objects.filter(lookup).values_list("service_id", flat=True))
-    return incompatible | Q(port=port, pk__in=overlapping) | pending
+        lookup |= Q(indexed_hosts__reversed_host__startswith=("." + suffix)[::-1])
+    return [services.filter(incompatible | pending), services.filter(lookup, port=port)]
 
 
 def _splits(joined: str) -> Q | None:
@@ -441,18 +468,6 @@ def _splits(joined: str) -> Q | None:
             pair = Q(name=joined[:i], namespace=joined[i + 1 :])
             found = pair if found is None else found | pair
     return found
-
-
-def _same_names(spec: dict[str, Any], exclude_service_id: Any) -> list[Any]:
-    """The services whose name and namespace join with '-' as `spec`'s do (its own name among them), deleting or not,
-    as rows (namespace, name, deleting_at, team, spec): one query answers both whether the name is taken and which
-    port and Secret names would collide."""
-    return list(
-        GatewayService.objects.filter(_splits(f"{spec['name']}-{spec['namespace']}"))
-        .exclude(pk=exclude_service_id)
-        .order_by()
-        .values_list("namespace", "name", "deleting_at", "team__slug", "current_revision__spec", named=True)
-    )
 
 
 def _name_clashes(spec: dict[str, Any], target_clusters: list[Cluster], same: list[Any]) -> list[str]:
@@ -521,6 +536,9 @@ def gateway_service_create(
     quotas, byte budget and conflicts, then the service row itself. The rules that read no other service run
     before the lock, and so are written the rows that only this service holds (revision, host index, statuses,
     audit event): their foreign keys to the service row are checked at commit, and a refusal rolls them back.
+
+    The new instance carries what its answer shows, as written: its statuses (as `prefetch_related` leaves them)
+    and `clusters_by_name`, every cluster as the checks read them (`selectors.gateway_service_view`'s context).
     """
     spec, material = split_input(data)
     checked = _prepare(team=team, spec=spec, material=material, is_platform=is_platform)
@@ -536,7 +554,8 @@ def gateway_service_create(
         if not checked.errors:
             _write_its_own_rows(service=service, checked=checked, user=user, apply_set=apply_set)
         _service_lock(spec)
-        same_names = _same_names(spec, exclude_service_id=None)
+        rows = _check_rows(spec, exclude_service_id=None)
+        same_names = rows[1]
         # Only in the team's own namespaces: elsewhere the tenancy check answers first, so a caller cannot learn
         # which names exist in namespaces that are not theirs.
         in_own_namespace = spec["namespace"] in team.namespaces
@@ -550,9 +569,10 @@ def gateway_service_create(
                 }
             )
         _refuse(checked)
-        _check_others(team=team, checked=checked, before=None, exclude_service_id=None, same_names=same_names)
+        _check_others(team=team, checked=checked, before=None, exclude_service_id=None, rows=rows)
         service.save(force_insert=True)
         tallies.record(checked.tallies, team_id=team.pk, before=None, after=_specs(service))
+    service.clusters_by_name = {c.name: c for c in checked.clusters}
     return service, checked.warnings
 
 
@@ -753,13 +773,15 @@ def _refresh_statuses(*, service: GatewayService, target_clusters: list[Cluster]
     targeted = {c.pk: c for c in target_clusters}
     approved = service.approved_revision
     if new:
-        GatewayServiceStatus.objects.bulk_create(
+        written = GatewayServiceStatus.objects.bulk_create(
             [
                 GatewayServiceStatus(service=service, cluster=cluster, traffic_type=service.traffic_type, **fields)
                 for cluster in target_clusters
                 for fields in [_status_fields(cluster, current, approved)]
             ]
         )
+        # Known as written, in the order a read gives them (selectors._statuses): the answer reads them from here.
+        service._prefetched_objects_cache = {"statuses": sorted(written, key=lambda s: s.cluster.name)}
         if targeted:
             request_reconcile(cluster_ids=targeted, traffic_type=service.traffic_type)
         return

@@ -158,7 +158,12 @@ class GatewayServiceViewSet(
         )
 
     def _respond(self, service, warnings, code):
-        body = selectors.gateway_service_view(service, self.get_serializer_context())
+        context = self.get_serializer_context()
+        # A create's answer reuses the clusters its checks read (actions.gateway_service_create).
+        clusters = getattr(service, "clusters_by_name", None)
+        if clusters is not None:
+            context["clusters_by_name"] = clusters
+        body = selectors.gateway_service_view(service, context)
         body["warnings"] = warnings
         return self.with_etag(Response(body, status=code), service)
 

@@ -220,7 +220,8 @@ GatewayService.objects.create(name="old", team=team, namespace="payments", traff
                               protocol="HTTP", mode="", hosts_index="|h7.a.b.c.payments.example.com|")
 for tls in (None, "SIMPLE"):
     spec = service_spec("new", hosts=hosts + ["*.x.y.z.payments.example.com"], mode=tls)
-    print(sorted(GatewayService.objects.filter(conflict_candidates(spec)).values_list("name", flat=True)))
+    branches = conflict_candidates(spec, GatewayService.objects.order_by().values_list("name", flat=True))
+    print(sorted(set(branches[0].union(*branches[1:], all=True))))
 """
 
 
