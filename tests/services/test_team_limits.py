@@ -111,6 +111,36 @@ def test_concurrent_creates_cannot_both_squeeze_past_the_service_quota():
     assert GatewayService.objects.count() == 1
 
 
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("owned", [0, 1])
+def test_concurrent_creates_on_two_gateways_cannot_both_squeeze_past_the_service_quota(owned):
+    """Nothing but the team's count serializes these: other clusters (so other Gateways' tallies), other ports."""
+    make_cluster("prod-eu-1")
+    make_cluster("prod-us-1")
+    user = make_user("alice")
+    make_team(members=[user])
+    if owned:
+        body = http_service(name="old", hosts=["old.payments.example.com"])
+        assert api_client(user).post(URL, body, format="json").status_code == 201
+    Team.objects.filter(slug="payments").update(max_services=owned + 1)
+    barrier = threading.Barrier(2)
+
+    def create(name: str, port: int, cluster: str) -> int:
+        try:
+            barrier.wait(timeout=10)
+            payload = http_service(name=name, hosts=[f"{name}.payments.example.com"], port=port, clusters=[cluster])
+            return api_client(user).post(URL, payload, format="json").status_code
+        finally:
+            connection.close()
+
+    for attempt in range(3):  # each round ends with the team at its quota again
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            codes = sorted(pool.map(create, [f"a{attempt}", f"b{attempt}"], [80, 8080], ["prod-eu-1", "prod-us-1"]))
+        assert codes == [201, 400]
+        assert GatewayService.objects.count() == owned + 1
+        GatewayService.objects.exclude(name="old").delete()
+
+
 @pytest.mark.django_db
 def test_a_selector_never_lands_on_a_cluster_the_team_may_not_use_even_one_added_later():
     make_cluster("dev", labels={"tier": "all", "stage": "dev"})
