@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import copy
+from collections import namedtuple
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connections, transaction
 from django.db.models import Max, Q, QuerySet
 from django.utils import timezone
 
@@ -276,8 +277,8 @@ def _gateway_limit_errors(
     locked: dict[int, GatewayTally],
 ) -> dict[str, Any]:
     """Would `spec` (replacing `grown_from`, if any) take the team or a Gateway of `clusters` past its limits? What
-    stands there comes from the Gateways' tallies, locked by the caller (which holds the team's row lock), less the
-    service's own footprint (`without`: its specs now)."""
+    stands there comes from the Gateways' tallies, locked by the caller, less the service's own footprint (`without`:
+    its specs now)."""
     cost = block_bytes(spec)
     growing = grown_from is None or (
         len(spec["hosts"]) > len(grown_from["hosts"])
@@ -436,15 +437,38 @@ def _check_rows(spec: dict[str, Any], exclude_service_id: Any, *, names: bool = 
     whose name and namespace join with '-' as `spec`'s do, its own name among them, deleting or not), as rows of
     `CHECK_COLUMNS`. One service found twice is one row; a same-name row may also be a candidate, which the pure
     rules then decide on like any other."""
-    rows = GatewayService.objects.exclude(pk=exclude_service_id).order_by().values_list(*CHECK_COLUMNS, named=True)
-    live = rows.filter(traffic_type=spec["traffic_type"], deleting_at__isnull=True)
-    joined = f"{spec['name']}-{spec['namespace']}"
-    branches = conflict_candidates(spec, live) + ([rows.filter(_splits(joined))] if names else [])
-    found = branches[0].union(*branches[1:], all=True) if len(branches) > 1 else branches[0]
-    unique = list({row.pk: row for row in found}.values())
-    candidates = [r for r in unique if r.traffic_type == spec["traffic_type"] and r.deleting_at is None]
-    same = [r for r in unique if f"{r.name}-{r.namespace}" == joined] if names else []
-    return candidates, same
+    return CheckStatement(spec, exclude_service_id, names=names).send()
+
+
+CheckRow = namedtuple("CheckRow", CHECK_COLUMNS)
+
+
+class CheckStatement:
+    """`_check_rows`' statement, built and compiled when made, sent (and its rows sorted) by `send`. A create makes
+    it before it takes the port lock and sends it under the lock, so that other writers on the port do not wait
+    while Django builds the SQL (which takes as long as the round trip itself)."""
+
+    def __init__(self, spec: dict[str, Any], exclude_service_id: Any, *, names: bool = True) -> None:
+        self.spec, self.names = spec, names
+        self.joined = f"{spec['name']}-{spec['namespace']}"
+        rows = GatewayService.objects.exclude(pk=exclude_service_id).order_by().values_list(*CHECK_COLUMNS)
+        live = rows.filter(traffic_type=spec["traffic_type"], deleting_at__isnull=True)
+        branches = conflict_candidates(spec, live) + ([rows.filter(_splits(self.joined))] if names else [])
+        found = branches[0].union(*branches[1:], all=True) if len(branches) > 1 else branches[0]
+        # What evaluating `found` does (Django's values_list iteration), in two steps: the SQL now, the rows later.
+        self.using = found.db
+        self.compiler = found.query.get_compiler(using=self.using)
+        self.sql, self.params = self.compiler.as_sql()
+
+    def send(self) -> tuple[list[Any], list[Any]]:
+        with connections[self.using].cursor() as cursor:
+            cursor.execute(self.sql, self.params)
+            fetched = cursor.fetchall()
+        unique = {row.pk: row for row in map(CheckRow._make, self.compiler.results_iter(results=[fetched]))}
+        traffic_type = self.spec["traffic_type"]
+        candidates = [r for r in unique.values() if r.traffic_type == traffic_type and r.deleting_at is None]
+        same = [r for r in unique.values() if f"{r.name}-{r.namespace}" == self.joined] if self.names else []
+        return candidates, same
 
 
 def conflict_candidates(spec: dict[str, Any], services: QuerySet) -> list[QuerySet]:
@@ -570,11 +594,12 @@ def gateway_service_create(
         created_by=_actor_name(user),
         apply_set=apply_set,
     )
+    check = CheckStatement(spec, exclude_service_id=None)
     with transaction.atomic():
         if not checked.errors:
             _write_its_own_rows(service=service, checked=checked, user=user, apply_set=apply_set)
         _service_lock(spec)
-        rows = _check_rows(spec, exclude_service_id=None)
+        rows = check.send()
         same_names = rows[1]
         # Only in the team's own namespaces: elsewhere the tenancy check answers first, so a caller cannot learn
         # which names exist in namespaces that are not theirs.

@@ -1,7 +1,8 @@
 """Pure: a team's quotas and a Gateway's byte budget, checked when a request is made.
 
-The numbers come from the database (`services.actions` reads them under the team's row lock); this module only
-compares and words the refusals, with the numbers, for the requesting team.
+The numbers come from the database (`services.actions` reads them under the locks of the Gateways' tallies, and a
+create's service count under the lock of the team's count); this module only compares and words the refusals, with
+the numbers, for the requesting team.
 """
 
 from __future__ import annotations
