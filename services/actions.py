@@ -435,8 +435,7 @@ def _check_rows(spec: dict[str, Any], exclude_service_id: Any, *, names: bool = 
     """What the conflict and name checks read, in one statement (a union of index look-ups): (the live services of
     `spec`'s traffic type that could clash with it on its port, `conflict_candidates`; with `names`, the services
     whose name and namespace join with '-' as `spec`'s do, its own name among them, deleting or not), as rows of
-    `CHECK_COLUMNS`. One service found twice is one row; a same-name row may also be a candidate, which the pure
-    rules then decide on like any other."""
+    `CHECK_COLUMNS`. A same-name row may also be a candidate, which the pure rules then decide on like any other."""
     return CheckStatement(spec, exclude_service_id, names=names).send()
 
 
@@ -451,10 +450,17 @@ class CheckStatement:
     def __init__(self, spec: dict[str, Any], exclude_service_id: Any, *, names: bool = True) -> None:
         self.spec, self.names = spec, names
         self.joined = f"{spec['name']}-{spec['namespace']}"
-        rows = GatewayService.objects.exclude(pk=exclude_service_id).order_by().values_list(*CHECK_COLUMNS)
-        live = rows.filter(traffic_type=spec["traffic_type"], deleting_at__isnull=True)
-        branches = conflict_candidates(spec, live) + ([rows.filter(_splits(self.joined))] if names else [])
-        found = branches[0].union(*branches[1:], all=True) if len(branches) > 1 else branches[0]
+        # The look-ups find ids only; the rows are joined once, around them (half the planning of joining each).
+        ids = GatewayService.objects.order_by().values_list("pk")
+        live = ids.filter(traffic_type=spec["traffic_type"], deleting_at__isnull=True)
+        branches = conflict_candidates(spec, live) + ([ids.filter(_splits(self.joined))] if names else [])
+        union = branches[0].union(*branches[1:], all=True) if len(branches) > 1 else branches[0]
+        found = (
+            GatewayService.objects.filter(pk__in=union)
+            .exclude(pk=exclude_service_id)
+            .order_by()
+            .values_list(*CHECK_COLUMNS)
+        )
         # What evaluating `found` does (Django's values_list iteration), in two steps: the SQL now, the rows later.
         self.using = found.db
         self.compiler = found.query.get_compiler(using=self.using)
@@ -464,10 +470,10 @@ class CheckStatement:
         with connections[self.using].cursor() as cursor:
             cursor.execute(self.sql, self.params)
             fetched = cursor.fetchall()
-        unique = {row.pk: row for row in map(CheckRow._make, self.compiler.results_iter(results=[fetched]))}
+        rows = list(map(CheckRow._make, self.compiler.results_iter(results=[fetched])))
         traffic_type = self.spec["traffic_type"]
-        candidates = [r for r in unique.values() if r.traffic_type == traffic_type and r.deleting_at is None]
-        same = [r for r in unique.values() if f"{r.name}-{r.namespace}" == self.joined] if self.names else []
+        candidates = [r for r in rows if r.traffic_type == traffic_type and r.deleting_at is None]
+        same = [r for r in rows if f"{r.name}-{r.namespace}" == self.joined] if self.names else []
         return candidates, same
 
 
