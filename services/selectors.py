@@ -4,13 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Prefetch, QuerySet, Sum, prefetch_related_objects
+from django.db.models import OuterRef, Prefetch, QuerySet, Subquery, Sum, prefetch_related_objects
 
 from clusters import messages
 from clusters.models import Cluster
 from gatewayportal.roles import is_platform
 from services.choices import Approval
-from services.models import GatewayService, GatewayServiceRevision, GatewayServiceStatus, Team, TeamServiceCount
+from services.models import (
+    GatewayService,
+    GatewayServiceRevision,
+    GatewayServiceStatus,
+    ListVersion,
+    Team,
+    TeamServiceCount,
+)
 from services.rendering import GatewaySettings, credential_name, render_server
 from services.targeting import landing
 
@@ -39,6 +46,27 @@ def _teams_of(user) -> QuerySet | None:
     if is_platform(user):
         return None
     return Team.members.through.objects.filter(user=user).values("team_id")
+
+
+def list_versions(user) -> tuple | None:
+    """Whose services the user's list shows and how far they have changed, in one query (`ListVersion`), or None
+    where the database keeps no versions (SQLite).
+
+    A platform engineer's: ("platform", the sum of every version), which every counted commit changes. A team
+    member's: ("teams", ((team id, its version, the clusters' version), ...)), so a membership change is another
+    answer too. Read before the list itself: what the list then reads is at least as new as these versions.
+    """
+    if not ListVersion.kept():
+        return None
+    teams = _teams_of(user)
+    versions = ListVersion.objects.order_by()
+    if teams is None:
+        return ("platform", versions.aggregate(total=Sum("version"))["total"])
+    clusters = versions.filter(scope=ListVersion.CLUSTERS).values("version")
+    rows = teams.annotate(
+        version=Subquery(versions.filter(scope=OuterRef("team_id")).values("version")), clusters=Subquery(clusters)
+    ).values_list("team_id", "version", "clusters")
+    return ("teams", tuple(sorted(rows)))
 
 
 def _statuses() -> Prefetch:
