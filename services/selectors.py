@@ -4,10 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import OuterRef, Prefetch, QuerySet, Subquery, Sum, prefetch_related_objects
+from django.db.models import (
+    IntegerField,
+    OuterRef,
+    Prefetch,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+    prefetch_related_objects,
+)
 
 from clusters import messages
 from clusters.models import Cluster
+from gatewayportal.compiled import CompiledRead
 from gatewayportal.roles import is_platform
 from services.choices import Approval
 from services.models import (
@@ -45,7 +55,11 @@ def _teams_of(user) -> QuerySet | None:
     """The ids of the user's teams (a subquery), None for a platform engineer (every team)."""
     if is_platform(user):
         return None
-    return Team.members.through.objects.filter(user=user).values("team_id")
+    return _member_teams(user.pk)
+
+
+def _member_teams(user_id: int) -> QuerySet:
+    return Team.members.through.objects.filter(user_id=user_id).values("team_id")
 
 
 def list_versions(user) -> tuple | None:
@@ -58,15 +72,36 @@ def list_versions(user) -> tuple | None:
     """
     if not ListVersion.kept():
         return None
-    teams = _teams_of(user)
+    if is_platform(user):
+        return ("platform", _ALL_VERSIONS.rows()[0][0])
+    return ("teams", tuple(sorted(_MEMBER_VERSIONS.rows(user_id=user.pk))))
+
+
+def _member_versions(user_id: int) -> QuerySet:
     versions = ListVersion.objects.order_by()
-    if teams is None:
-        return ("platform", versions.aggregate(total=Sum("version"))["total"])
     clusters = versions.filter(scope=ListVersion.CLUSTERS).values("version")
-    rows = teams.annotate(
-        version=Subquery(versions.filter(scope=OuterRef("team_id")).values("version")), clusters=Subquery(clusters)
-    ).values_list("team_id", "version", "clusters")
-    return ("teams", tuple(sorted(rows)))
+    return (
+        _member_teams(user_id)
+        .annotate(
+            version=Subquery(versions.filter(scope=OuterRef("team_id")).values("version")),
+            clusters=Subquery(clusters),
+        )
+        .values_list("team_id", "version", "clusters")
+    )
+
+
+# The two reads of every cached list, compiled once (gatewayportal.compiled).
+_ALL_VERSIONS = CompiledRead(
+    # Grouped by a constant, which the ORM leaves out: one sum over the table, one row even when it is empty.
+    lambda: (
+        ListVersion.objects.order_by()
+        .annotate(every=Value(1, output_field=IntegerField()))
+        .values("every")
+        .annotate(total=Sum("version"))
+        .values_list("total")
+    )
+)
+_MEMBER_VERSIONS = CompiledRead(_member_versions, user_id=int)
 
 
 def _statuses() -> Prefetch:

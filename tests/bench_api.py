@@ -256,6 +256,9 @@ PHASES: dict[str, dict[str, str]] = {
     "list": {
         "rest_framework.views.APIView.perform_authentication": "authentication (API token)",
         "gatewayportal.roles.is_platform": "platform role",
+        "services.selectors.list_versions": "the viewer's teams and their list versions (one query)",
+        "services.api.listcache.get": "response cache: read",
+        "services.api.listcache.store": "response cache: keep the page",
         "services.selectors.gateway_services_for_user": "queryset for the user",
         "services.selectors.visible_services": "queryset for the user",
         "django.core.paginator.Paginator.count": "pagination count",
