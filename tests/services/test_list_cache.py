@@ -18,14 +18,11 @@ from services.api import listcache
 from services.models import GatewayService, GatewayServiceStatus, ListVersion, Team
 from tests.clusters.builders import sim_cluster
 from tests.factories import api_client, http_service, make_cluster, make_team, make_user
+from tests.services.test_api_queries import LIST_CACHED_QUERIES, LIST_MISS_QUERIES
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 URL = "/api/v1/gateway-services/"
-# A page served from the cache: the token, then the viewer's teams and versions (one query).
-LIST_CACHED_QUERIES = 2
-# A page rendered and kept: the same two, then the list's own (token, count, page, statuses, clusters).
-LIST_MISS_QUERIES = 6
 FAILED = "HTTPSConnectionPool(host='10.1.2.3', port=6443): Max retries exceeded (connection refused)"
 
 
@@ -263,3 +260,37 @@ def test_versions_are_counted_once_per_commit_in_scope_order(world):
     after = versions()
     assert after[payments.pk] == before[payments.pk] + 1 and after[orders.pk] == before[orders.pk] + 1
     assert after[ListVersion.CLUSTERS] == before[ListVersion.CLUSTERS]
+
+
+def test_two_transactions_changing_two_teams_in_opposite_orders_both_commit(world):
+    # Counted at each commit in scope order: neither waits for the other's version row while holding its own.
+    import threading
+
+    from django.db import transaction
+
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def write(first: str, second: str) -> None:
+        try:
+            with transaction.atomic():
+                GatewayService.objects.filter(name=first).update(created_by="one")
+                barrier.wait(timeout=10)
+                GatewayService.objects.filter(name=second).update(created_by="two")
+        except BaseException as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    body = http_service(name="ord1", namespace="orders", hosts=["ord1.orders.example.com"])
+    assert world["bob"].post(URL, body, format="json").status_code == 201
+    before = dict(ListVersion.objects.values_list("scope", "version"))
+    threads = [threading.Thread(target=write, args=pair) for pair in (("pay0", "ord0"), ("ord1", "pay1"))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert errors == []
+    after = dict(ListVersion.objects.values_list("scope", "version"))
+    payments, orders = world["teams"]["payments"].pk, world["teams"]["orders"].pk
+    assert after[payments] == before[payments] + 2 and after[orders] == before[orders] + 2
