@@ -23,6 +23,7 @@ WEBHOOK_NAME = "validation.istio.io"
 _LABEL = re.compile(r"[A-Za-z0-9](?:[-A-Za-z0-9]*[A-Za-z0-9])?")
 MAX_HOST_LENGTH = 255
 MAX_LABEL_LENGTH = 63
+_IPV4_CHARACTERS = frozenset("0123456789.")
 
 
 def webhook_denied(message: str) -> ApiError:
@@ -43,6 +44,9 @@ def _is_label(value: str) -> bool:
 
 
 def _is_ip(value: str) -> bool:
+    # Only digits and dots (IPv4) or a ':' (IPv6) can parse: a name is known without raising.
+    if ":" not in value and not _IPV4_CHARACTERS.issuperset(value):
+        return False
     try:
         ipaddress.ip_address(value)
     except ValueError:

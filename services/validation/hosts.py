@@ -23,7 +23,14 @@ def is_dns1123_label(value: str) -> bool:
     return len(value) <= 63 and _DNS1123_LABEL.fullmatch(value) is not None
 
 
+_IPV4_CHARACTERS = frozenset("0123456789.")
+
+
 def is_ip(value: str) -> bool:
+    # An IPv4 address has only ASCII digits and dots, an IPv6 address has a ':': anything else is no address, known
+    # without parsing (most hosts are names, and a refused parse raises).
+    if ":" not in value and not _IPV4_CHARACTERS.issuperset(value):
+        return False
     try:
         ipaddress.ip_address(value)
     except ValueError:
