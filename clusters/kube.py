@@ -10,6 +10,7 @@ import contextlib
 import functools
 import hashlib
 import json
+import marshal
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -108,6 +109,26 @@ def validate_kubeconfig(text: str) -> kubeconfig.KubeconfigSummary:
     summary = kubeconfig.summarize(text)
     configuration_for(Credentials(kubeconfig=text))
     return summary
+
+
+class _ApiClient(k8s.ApiClient):
+    """The client's ApiClient, sending a body of plain JSON values as it is.
+
+    Before serializing a body, the client walks it recursively to turn its model objects into dicts: 20 ms for a
+    Gateway of 5,000 servers, which are already dicts. A body `marshal` can write holds nothing but the builtin
+    containers and scalars (it refuses subclasses, such as enums, and every other object) and needs no walk;
+    anything else is walked as before.
+    """
+
+    def sanitize_for_serialization(self, obj: Any) -> Any:
+        if isinstance(obj, dict | list):
+            try:
+                marshal.dumps(obj)
+            except ValueError:
+                pass
+            else:
+                return obj
+        return super().sanitize_for_serialization(obj)
 
 
 class KubeClient:
@@ -288,7 +309,7 @@ def build_client(credentials: Credentials) -> KubeClient:
         raise PermanentError(f"the api_server address cannot be used: {exc}")
     if not configuration.host:
         raise PermanentError("the cluster has no api_server and no kubeconfig.")
-    return KubeClient(k8s.ApiClient(configuration), timeout=settings.KUBE_REQUEST_TIMEOUT_SECONDS)
+    return KubeClient(_ApiClient(configuration), timeout=settings.KUBE_REQUEST_TIMEOUT_SECONDS)
 
 
 @contextlib.contextmanager
