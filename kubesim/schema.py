@@ -142,6 +142,19 @@ class _Node:
         self.keeps_all = bool(schema.get("x-kubernetes-preserve-unknown-fields")) or not (
             self.has_properties or self.additional is not None or self.items is not None
         )
+        # A node that checks nothing but a value's type: the types it accepts without looking further (None when it
+        # checks more). `_check_object` skips the call for such values; anything else is validated in full.
+        plain = not (
+            self.any_of is not None
+            or self.scalar_checks
+            or self.required
+            or self.has_properties
+            or self.additional is not None
+            or self.items is not None
+            or self.array_bounds
+            or self.rule_texts
+        )
+        self.plain_types = _ACCEPTED_TYPES.get(self.expected) if plain else None
         self._children: dict[str, _Node] = {}
         self._rules: list[AtMostOne] | None = None
 
@@ -224,7 +237,9 @@ class _Node:
         additional = _compiled(self.additional) if self.additional is not None else None
         for key, item in value.items():
             if key in props:
-                causes += self.child(key).validate(item, _join(path, key))
+                node = self.child(key)
+                if node.plain_types is None or type(item) not in node.plain_types:
+                    causes += node.validate(item, _join(path, key))
             elif additional is not None:
                 causes += additional.validate(item, f"{path}[{key}]")
         if self.rule_texts:
@@ -248,6 +263,15 @@ class _Node:
                 causes += items.validate(item, f"{path}[{index}]")
         return causes
 
+
+_ACCEPTED_TYPES: dict[str | None, frozenset[type]] = {
+    "string": frozenset({str}),
+    "integer": frozenset({int}),
+    "number": frozenset({int, float}),
+    "boolean": frozenset({bool}),
+    "object": frozenset({dict}),
+    "array": frozenset({list}),
+}
 
 # Nodes by schema identity. Each entry keeps its schema alive, so that an id is never reused while its node is
 # cached; the CRDs' schemas are read once (`crd_versions`, `crd_schemas`) and live as long as the process.
