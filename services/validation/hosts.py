@@ -38,8 +38,23 @@ def is_ip(value: str) -> bool:
     return True
 
 
+# A name every check below accepts, in one match: labels of at most 63 letters, digits or '-' (not at either end), the
+# first one possibly '*', at least two, and one trailing dot allowed. Most hosts are such names.
+_PLAIN_LABEL = r"[A-Za-z0-9](?:[-A-Za-z0-9]{0,61}[A-Za-z0-9])?"
+_PLAIN_NAME = re.compile(rf"(?:\*|{_PLAIN_LABEL})(?:\.{_PLAIN_LABEL})+\.?")
+
+
 def dns_name_problem(name: str) -> str | None:
     """Why Istio refuses the dnsName part of a Gateway host, or None when it is accepted."""
+    if len(name) <= 255 and _PLAIN_NAME.fullmatch(name):
+        # Accepted unless its top-level label is all digits (an IPv4 address, or refused): the full checks decide.
+        if not (name[:-1] if name.endswith(".") else name).rpartition(".")[2].isdigit():
+            return None
+    return _dns_name_problem(name)
+
+
+def _dns_name_problem(name: str) -> str | None:
+    """`dns_name_problem`, every rule checked in turn."""
     if name == "*":
         return None
     if not name:

@@ -174,3 +174,17 @@ def test_ip_check_agrees_with_ipaddress(value: str) -> None:
     except ValueError:
         expected = False
     assert webhook._is_ip(value) is expected
+
+
+@settings(max_examples=1000, deadline=None)
+@given(
+    st.one_of(
+        st.text(alphabet="aZ09-.*_\u00e9\u00b2", max_size=30),
+        st.from_regex(r"(\*\.)?([a-z0-9-]{1,70}\.){0,4}[a-z0-9]{1,5}\.?", fullmatch=True),
+        st.builds(
+            lambda label, n: ".".join([label] * n), st.text(alphabet="ab1-", min_size=1, max_size=66), st.integers(1, 9)
+        ),
+    )
+)
+def test_the_one_match_for_plain_domains_agrees_with_every_rule_in_turn(name: str) -> None:
+    assert webhook._domain_errors(name) == webhook._all_domain_errors(name)

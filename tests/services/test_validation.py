@@ -22,6 +22,7 @@ from services.validation import (
     validate_spec,
     validate_tenancy,
 )
+from services.validation import hosts as hosts_module
 from services.validation.hosts import is_ip
 
 
@@ -757,3 +758,19 @@ def test_is_ip_agrees_with_ipaddress(value: str) -> None:
     except ValueError:
         expected = False
     assert is_ip(value) is expected
+
+
+_NAME_ALPHABET = "aZ09-.*_/\u00e9\u0661"
+_names = st.one_of(
+    st.text(alphabet=_NAME_ALPHABET, max_size=30),
+    st.from_regex(r"(\*\.)?([a-z0-9-]{1,70}\.){1,4}[a-z0-9]{1,5}\.?", fullmatch=True),
+    st.builds(
+        lambda label, n: ".".join([label] * n), st.text(alphabet="ab1-", min_size=1, max_size=66), st.integers(2, 9)
+    ),
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(_names)
+def test_the_one_match_for_plain_names_agrees_with_every_rule_in_turn(name: str) -> None:
+    assert dns_name_problem(name) == hosts_module._dns_name_problem(name)
