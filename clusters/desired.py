@@ -8,7 +8,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import operator
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -142,11 +144,12 @@ class _Revision(NamedTuple):
         return [at[name] for name in names]
 
     @classmethod
-    def from_row(cls, row: tuple, places: list[int]) -> _Revision | None:
-        """The revision at `places` of a row; None when the service has none (its id, the first field, is null)."""
+    def from_row(cls, row: tuple, places: list[int], pick: Callable[[tuple], tuple]) -> _Revision | None:
+        """The revision at `places` of a row (`pick` = `operator.itemgetter(*places)`); None when the service has
+        none (its id, the first field, is null)."""
         if row[places[0]] is None:
             return None
-        return cls._make([row[place] for place in places])
+        return cls._make(pick(row))
 
 
 @functools.lru_cache(maxsize=1024)
@@ -184,7 +187,10 @@ def collect_desired(cluster: Cluster, traffic_type: str) -> Desired:
     # Tuples, not dicts (thousands of rows), read by name: `at` gives each named value's place in a row.
     fields = [*columns, *annotations]
     at = {field: place for place, field in enumerate(fields)}
-    revision_places = [_Revision.places(at, kind, index) for index, kind in enumerate(kinds)]
+    revision_places = [
+        (places, operator.itemgetter(*places))
+        for places in (_Revision.places(at, kind, index) for index, kind in enumerate(kinds))
+    ]
     rows = (
         GatewayService.objects.filter(traffic_type=traffic_type, deleting_at__isnull=True)
         .filter(_may_target(cluster, kinds))
@@ -193,12 +199,23 @@ def collect_desired(cluster: Cluster, traffic_type: str) -> Desired:
         .values_list(*fields)
     )
     landed: set[str] | None = None  # services with a status here; read only when a team's limits exclude one
+    # Verdicts by the JSON text they are decided from: thousands of services share a few targets and teams.
+    targeted: dict[tuple[str | None, str | None], bool] = {}
+    permitted: dict[tuple[str | None, str | None], bool] = {}
 
     def lands(revision: _Revision, sid: str, names: str | None, selector: str | None) -> bool:
         nonlocal landed
-        if not _targets(revision.target(), cluster):
+        target = (revision.clusters, revision.selector)
+        if target not in targeted:
+            targeted[target] = _targets(revision.target(), cluster)
+        if not targeted[target]:
             return False
-        if allowed(cluster.name, cluster.labels, names=_decoded(names), selector=_decoded(selector)):
+        limits = (names, selector)
+        if limits not in permitted:
+            permitted[limits] = allowed(
+                cluster.name, cluster.labels, names=_decoded(names), selector=_decoded(selector)
+            )
+        if permitted[limits]:
             return True
         if landed is None:
             statuses = GatewayServiceStatus.objects.filter(cluster=cluster).values_list("service_id", flat=True)
@@ -211,7 +228,7 @@ def collect_desired(cluster: Cluster, traffic_type: str) -> Desired:
         sid, allowed_names, selector = row[at["sid"]], row[at["allowed_names"]], row[at["allowed_selector"]]
         if not postgres:
             sid = str(uuid.UUID(sid))  # SQLite keeps a UUID as 32 hex digits
-        revisions = [_Revision.from_row(row, places) for places in revision_places]
+        revisions = [_Revision.from_row(row, places, pick) for places, pick in revision_places]
         current = revisions[0]
         runs = revisions[1] if gated else current
         pending = gated and current is not None and current.approval == Approval.PENDING

@@ -7,8 +7,10 @@ decide between retrying (TransientError), re-reading (ConflictError) and recordi
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
+import marshal
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -109,6 +111,26 @@ def validate_kubeconfig(text: str) -> kubeconfig.KubeconfigSummary:
     return summary
 
 
+class _ApiClient(k8s.ApiClient):
+    """The client's ApiClient, sending a body of plain JSON values as it is.
+
+    Before serializing a body, the client walks it recursively to turn its model objects into dicts: 20 ms for a
+    Gateway of 5,000 servers, which are already dicts. A body `marshal` can write holds nothing but the builtin
+    containers and scalars (it refuses subclasses, such as enums, and every other object) and needs no walk;
+    anything else is walked as before.
+    """
+
+    def sanitize_for_serialization(self, obj: Any) -> Any:
+        if isinstance(obj, dict | list):
+            try:
+                marshal.dumps(obj)
+            except ValueError:
+                pass
+            else:
+                return obj
+        return super().sanitize_for_serialization(obj)
+
+
 class KubeClient:
     """Calls against one cluster. Obtain it with `client_for(cluster)`."""
 
@@ -116,8 +138,13 @@ class KubeClient:
         self.api_client = api_client
         self.timeout = timeout
         self.custom = k8s.CustomObjectsApi(api_client)
-        self.core = k8s.CoreV1Api(api_client)
         self._istio_version: str | None = None
+
+    @functools.cached_property
+    def core(self) -> k8s.CoreV1Api:
+        """The core API (Secrets, Namespaces), built on first use: importing the client's CoreV1Api and its models
+        takes 0.4 s, which a process that only ever writes Gateways of plain-text servers never pays."""
+        return k8s.CoreV1Api(self.api_client)
 
     def close(self) -> None:
         self.api_client.close()
@@ -282,7 +309,7 @@ def build_client(credentials: Credentials) -> KubeClient:
         raise PermanentError(f"the api_server address cannot be used: {exc}")
     if not configuration.host:
         raise PermanentError("the cluster has no api_server and no kubeconfig.")
-    return KubeClient(k8s.ApiClient(configuration), timeout=settings.KUBE_REQUEST_TIMEOUT_SECONDS)
+    return KubeClient(_ApiClient(configuration), timeout=settings.KUBE_REQUEST_TIMEOUT_SECONDS)
 
 
 @contextlib.contextmanager

@@ -214,6 +214,19 @@ CACHES = {
         else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
     )
 }
+# Rendered service list pages (services.api.listcache), keyed on versions of the data the database keeps: an entry
+# is never stale, so each process may keep its own (the default, LIST_CACHE_ENTRIES pages at most); LIST_CACHE_URL
+# (a Redis URL) shares them instead. LIST_CACHE_SECONDS=0 turns the cache off.
+LIST_CACHE_SECONDS = env.int("LIST_CACHE_SECONDS", default=300)
+CACHES["service_lists"] = (
+    {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": env("LIST_CACHE_URL")}
+    if env("LIST_CACHE_URL", default="")
+    else {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "LOCATION": "service-lists",
+        "OPTIONS": {"MAX_ENTRIES": env.int("LIST_CACHE_ENTRIES", default=200)},
+    }
+)
 
 # Default lifetime of the API tokens `create_api_token` issues (0: never expire).
 API_TOKEN_EXPIRY_DAYS = env.int("API_TOKEN_EXPIRY_DAYS", default=90)

@@ -23,6 +23,7 @@ WEBHOOK_NAME = "validation.istio.io"
 _LABEL = re.compile(r"[A-Za-z0-9](?:[-A-Za-z0-9]*[A-Za-z0-9])?")
 MAX_HOST_LENGTH = 255
 MAX_LABEL_LENGTH = 63
+_IPV4_CHARACTERS = frozenset("0123456789.")
 
 
 def webhook_denied(message: str) -> ApiError:
@@ -43,6 +44,9 @@ def _is_label(value: str) -> bool:
 
 
 def _is_ip(value: str) -> bool:
+    # Only digits and dots (IPv4) or a ':' (IPv6) can parse: a name is known without raising.
+    if ":" not in value and not _IPV4_CHARACTERS.issuperset(value):
+        return False
     try:
         ipaddress.ip_address(value)
     except ValueError:
@@ -73,7 +77,21 @@ def host_errors(host: Any) -> list[str]:
     return errors + _domain_errors(name)
 
 
+# A domain the checks below accept, in one match (labels, a leading '*' label, one trailing dot), unless its
+# top-level label is all digits.
+_DOMAIN_LABEL = r"[A-Za-z0-9](?:[-A-Za-z0-9]{0,61}[A-Za-z0-9])?"
+_DOMAIN = re.compile(rf"(?:\*|{_DOMAIN_LABEL})(?:\.{_DOMAIN_LABEL})*\.?")
+
+
 def _domain_errors(name: str) -> list[str]:
+    if len(name) <= MAX_HOST_LENGTH and _DOMAIN.fullmatch(name):
+        labels = name[:-1] if name.endswith(".") else name
+        if "." not in labels or not labels.rpartition(".")[2].isdigit():
+            return []
+    return _all_domain_errors(name)
+
+
+def _all_domain_errors(name: str) -> list[str]:
     if len(name) > MAX_HOST_LENGTH:
         return [f"domain name {_quote(name)} too long (max {MAX_HOST_LENGTH})"]
     labels = (name[:-1] if name.endswith(".") else name).split(".")

@@ -80,15 +80,19 @@ class Listener:
 
 def read_listener(server: Any, index: int = 0) -> Listener | None:
     """The listener of one server block, or None when istiod would refuse the block at admission anyway."""
-    if not isinstance(server, Mapping) or not isinstance(server.get("port"), Mapping):
+    # `isinstance(…, dict)` first: checking against the Mapping ABC costs several times more, thousands of times.
+    if not (isinstance(server, dict) or isinstance(server, Mapping)):
         return None
-    port = server["port"]
+    port = server.get("port")
+    if not (isinstance(port, dict) or isinstance(port, Mapping)):
+        return None
     protocol = parse_protocol(port.get("protocol"))
     number = port.get("number")
     hosts = server.get("hosts")
     if protocol is None or not isinstance(number, int) or isinstance(number, bool) or not isinstance(hosts, list):
         return None
-    tls = server.get("tls") if isinstance(server.get("tls"), Mapping) else {}
+    tls = server.get("tls")
+    tls = tls if isinstance(tls, dict) or isinstance(tls, Mapping) else {}
     return Listener(
         index=index,
         number=number,

@@ -187,6 +187,31 @@ class TeamServiceCount(models.Model):
         return connection.vendor == "postgresql"
 
 
+class ListVersion(models.Model):
+    """How often what the service list shows has changed, per team (`scope` is its id) and for the clusters
+    (`scope` 0): the list's response cache keys on these (`services.listcache`).
+
+    Kept by Postgres triggers (migration 0009), whatever writes: a team's services, their revisions and status
+    rows, its slug; a cluster's name, labels, `enabled`, `requires_approval`, `namespace_scoped_hosts`. A
+    transaction's changes are collected as it goes and counted once, at its commit, in scope order. A row's
+    version only grows and rows are never deleted, so the sum over the table changes at every counted commit.
+    Without Postgres (the SQLite demo) there are no triggers and no rows: lists are not cached there.
+    """
+
+    CLUSTERS = 0  # the scope of the clusters' row; team ids start at 1
+
+    scope = models.BigIntegerField(primary_key=True)
+    version = models.BigIntegerField()
+
+    def __str__(self) -> str:
+        return f"{self.scope}: {self.version}"
+
+    @staticmethod
+    def kept() -> bool:
+        """Whether the database keeps the versions (the triggers are Postgres only)."""
+        return connection.vendor == "postgresql"
+
+
 class GatewayServiceHost(models.Model):
     """One host of a service's current revision as the conflict check compares it (`services.listeners.normal_host`),
     indexed, so that the services a new host may clash with are looked up instead of read one by one.

@@ -4,13 +4,30 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Prefetch, QuerySet, Sum, prefetch_related_objects
+from django.db.models import (
+    IntegerField,
+    OuterRef,
+    Prefetch,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+    prefetch_related_objects,
+)
 
 from clusters import messages
 from clusters.models import Cluster
+from gatewayportal.compiled import CompiledRead
 from gatewayportal.roles import is_platform
 from services.choices import Approval
-from services.models import GatewayService, GatewayServiceRevision, GatewayServiceStatus, Team, TeamServiceCount
+from services.models import (
+    GatewayService,
+    GatewayServiceRevision,
+    GatewayServiceStatus,
+    ListVersion,
+    Team,
+    TeamServiceCount,
+)
 from services.rendering import GatewaySettings, credential_name, render_server
 from services.targeting import landing
 
@@ -38,7 +55,53 @@ def _teams_of(user) -> QuerySet | None:
     """The ids of the user's teams (a subquery), None for a platform engineer (every team)."""
     if is_platform(user):
         return None
-    return Team.members.through.objects.filter(user=user).values("team_id")
+    return _member_teams(user.pk)
+
+
+def _member_teams(user_id: int) -> QuerySet:
+    return Team.members.through.objects.filter(user_id=user_id).values("team_id")
+
+
+def list_versions(user) -> tuple | None:
+    """Whose services the user's list shows and how far they have changed, in one query (`ListVersion`), or None
+    where the database keeps no versions (SQLite).
+
+    A platform engineer's: ("platform", the sum of every version), which every counted commit changes. A team
+    member's: ("teams", ((team id, its version, the clusters' version), ...)), so a membership change is another
+    answer too. Read before the list itself: what the list then reads is at least as new as these versions.
+    """
+    if not ListVersion.kept():
+        return None
+    if is_platform(user):
+        return ("platform", _ALL_VERSIONS.rows()[0][0])
+    return ("teams", tuple(sorted(_MEMBER_VERSIONS.rows(user_id=user.pk))))
+
+
+def _member_versions(user_id: int) -> QuerySet:
+    versions = ListVersion.objects.order_by()
+    clusters = versions.filter(scope=ListVersion.CLUSTERS).values("version")
+    return (
+        _member_teams(user_id)
+        .annotate(
+            version=Subquery(versions.filter(scope=OuterRef("team_id")).values("version")),
+            clusters=Subquery(clusters),
+        )
+        .values_list("team_id", "version", "clusters")
+    )
+
+
+# The two reads of every cached list, compiled once (gatewayportal.compiled).
+_ALL_VERSIONS = CompiledRead(
+    # Grouped by a constant, which the ORM leaves out: one sum over the table, one row even when it is empty.
+    lambda: (
+        ListVersion.objects.order_by()
+        .annotate(every=Value(1, output_field=IntegerField()))
+        .values("every")
+        .annotate(total=Sum("version"))
+        .values_list("total")
+    )
+)
+_MEMBER_VERSIONS = CompiledRead(_member_versions, user_id=int)
 
 
 def _statuses() -> Prefetch:

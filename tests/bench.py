@@ -299,6 +299,12 @@ def create_services(
 
     GatewayServiceHost.rebuild(service_model.objects.filter(pk__in=[service.pk for service in services]))
     GatewayTally.objects.all().delete()
+    # A table loaded in bulk has no planner statistics until autovacuum's analyze runs; a live one has them.
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")
 
 
 def _plain(name: str, cluster_name: str) -> tuple[dict[str, Any], None]:

@@ -18,6 +18,7 @@ from gatewayportal.exceptions import DomainError
 from gatewayportal.parsers import JSONParser
 from gatewayportal.roles import IsPlatform, IsPlatformOrReadOnly, is_platform
 from services import actions, applying, importing, selectors
+from services.api import listcache
 from services.api.parsers import YAMLAliasParser, YAMLTextParser
 from services.api.serializers import (
     DecisionSerializer,
@@ -130,6 +131,11 @@ class GatewayServiceViewSet(
         return selectors.gateway_services_for_user(self.request.user).order_by("namespace", "name")
 
     def list(self, request, *args, **kwargs):
+        # A page already rendered for these versions of what it shows (services.api.listcache), if any.
+        cache_key = listcache.key(request)
+        cached = listcache.get(cache_key)
+        if cached is not None:
+            return cached
         # Plain rows, not model instances: building five models per service was most of a page's time.
         queryset = selectors.visible_services(request.user).order_by("namespace", "name")
         filtered = bool(set(request.query_params) - {"page", "page_size"})
@@ -140,7 +146,8 @@ class GatewayServiceViewSet(
         views = selectors.gateway_service_list_views(
             list(rows) if page is None else page, self.get_serializer_context()
         )
-        return Response(views) if page is None else self.get_paginated_response(views)
+        response = Response(views) if page is None else self.get_paginated_response(views)
+        return listcache.store(cache_key, request, response.data, self.get_renderer_context()) or response
 
     def _team_for(self, slug: str | None) -> Team:
         teams = list(selectors.teams_for_user(self.request.user).order_by("slug"))

@@ -23,7 +23,14 @@ def is_dns1123_label(value: str) -> bool:
     return len(value) <= 63 and _DNS1123_LABEL.fullmatch(value) is not None
 
 
+_IPV4_CHARACTERS = frozenset("0123456789.")
+
+
 def is_ip(value: str) -> bool:
+    # An IPv4 address has only ASCII digits and dots, an IPv6 address has a ':': anything else is no address, known
+    # without parsing (most hosts are names, and a refused parse raises).
+    if ":" not in value and not _IPV4_CHARACTERS.issuperset(value):
+        return False
     try:
         ipaddress.ip_address(value)
     except ValueError:
@@ -31,8 +38,23 @@ def is_ip(value: str) -> bool:
     return True
 
 
+# A name every check below accepts, in one match: labels of at most 63 letters, digits or '-' (not at either end), the
+# first one possibly '*', at least two, and one trailing dot allowed. Most hosts are such names.
+_PLAIN_LABEL = r"[A-Za-z0-9](?:[-A-Za-z0-9]{0,61}[A-Za-z0-9])?"
+_PLAIN_NAME = re.compile(rf"(?:\*|{_PLAIN_LABEL})(?:\.{_PLAIN_LABEL})+\.?")
+
+
 def dns_name_problem(name: str) -> str | None:
     """Why Istio refuses the dnsName part of a Gateway host, or None when it is accepted."""
+    if len(name) <= 255 and _PLAIN_NAME.fullmatch(name):
+        # Accepted unless its top-level label is all digits (an IPv4 address, or refused): the full checks decide.
+        if not (name[:-1] if name.endswith(".") else name).rpartition(".")[2].isdigit():
+            return None
+    return _dns_name_problem(name)
+
+
+def _dns_name_problem(name: str) -> str | None:
+    """`dns_name_problem`, every rule checked in turn."""
     if name == "*":
         return None
     if not name:

@@ -75,6 +75,9 @@ LEFT_TO_DEFAULTS = {
     "AUDIT_ARCHIVE_DIR": "read only with AUDIT_RETENTION_DAYS, and needs a writable volume",
     "SSL_CERT_FILE": "only with an internal CA, whose file the operator mounts",
     "REQUESTS_CA_BUNDLE": "as SSL_CERT_FILE",
+    "LIST_CACHE_SECONDS": "entries are keyed on data versions, never stale: the default only bounds their age",
+    "LIST_CACHE_ENTRIES": "each web process keeps at most this many pages (about 9 MB at the default)",
+    "LIST_CACHE_URL": "unset keeps the pages in each process, which answers faster than a Redis round trip",
 }
 
 COMPOSE_VARIABLE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<word>[^}]*))?\}")

@@ -74,3 +74,22 @@ def test_every_cel_rule_of_the_crd_is_understood() -> None:
 def test_unknown_cel_rule_fails_loudly() -> None:
     with pytest.raises(ValueError, match="cannot evaluate"):
         schema.compile_rule({"rule": "self.size() > 1"})
+
+
+def test_store_answers_are_copies() -> None:
+    """What the store returns never aliases what it keeps (nor what it was given), tuples and all."""
+    from kubesim.resources import GATEWAYS
+    from kubesim.store import Store
+
+    store = Store()
+    store.add_namespace("istio-system")
+    server = {"port": {"number": 80, "name": "http", "protocol": "HTTP"}, "hosts": ["*"]}
+    created = store.add_gateway("istio-system", "gw", [server])
+    created["spec"]["servers"][0]["port"]["number"] = 81
+    read = store.gateway("istio-system", "gw")
+    assert read["spec"]["servers"][0]["port"]["number"] == 80
+    read["metadata"]["name"] = "changed"
+    assert store.metadata(GATEWAYS, "istio-system", "gw")["name"] == "gw"
+    listed = store.list(GATEWAYS, "istio-system")[0]
+    listed["spec"]["servers"].clear()
+    assert store.gateway("istio-system", "gw")["spec"]["servers"] == [server]

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import urllib.request
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from kubernetes import client
 
-from kubesim import KubeSim
+from kubesim import KubeSim, webhook
 from kubesim.__main__ import parse_args
 from kubesim.webhook import gateway_errors, host_errors
 
@@ -159,3 +162,29 @@ def test_an_empty_gateway_is_refused() -> None:
 def test_the_command_line_can_switch_the_webhook_off() -> None:
     assert parse_args(["--token", "t", "--no-istio-webhook"]).no_istio_webhook is True
     assert parse_args(["--token", "t"]).no_istio_webhook is False
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.text(alphabet="0123456789abcdef.:%x-", max_size=45), st.ip_addresses().map(str)))
+def test_ip_check_agrees_with_ipaddress(value: str) -> None:
+    """The webhook's IP check without parsing answers as `ipaddress.ip_address` does."""
+    try:
+        ipaddress.ip_address(value)
+        expected = True
+    except ValueError:
+        expected = False
+    assert webhook._is_ip(value) is expected
+
+
+@settings(max_examples=1000, deadline=None)
+@given(
+    st.one_of(
+        st.text(alphabet="aZ09-.*_\u00e9\u00b2", max_size=30),
+        st.from_regex(r"(\*\.)?([a-z0-9-]{1,70}\.){0,4}[a-z0-9]{1,5}\.?", fullmatch=True),
+        st.builds(
+            lambda label, n: ".".join([label] * n), st.text(alphabet="ab1-", min_size=1, max_size=66), st.integers(1, 9)
+        ),
+    )
+)
+def test_the_one_match_for_plain_domains_agrees_with_every_rule_in_turn(name: str) -> None:
+    assert webhook._domain_errors(name) == webhook._all_domain_errors(name)

@@ -14,6 +14,10 @@ URL = "/api/v1/gateway-services/"
 # token (with the platform role), count (the teams' kept counts; a filtered list counts its services on the team
 # index), page (service + team + current revision), statuses, clusters
 LIST_QUERIES = 5
+# With the response cache (services.api.listcache; Postgres, outside a transaction): a page kept is the token, then
+# the viewer's teams with their versions (one query); a page not kept yet is those two and the list's own four.
+LIST_CACHED_QUERIES = 2
+LIST_MISS_QUERIES = 6
 # Before the port lock: token (with the platform role), team, clusters, then what only the new service holds:
 # revision, host index rows, audit event, statuses. Under the port lock (SAVEPOINT ... RELEASE here): lock, the
 # services the conflict and name checks read (one union of index look-ups), the Gateways' tallies (locked; one row
@@ -53,6 +57,23 @@ def test_list_queries_are_constant_in_page_size_and_table_size(client):
     full, response = queries(lambda: client.get(URL, {"page_size": 50}))
     assert len(response.json()["results"]) == 15
     assert small == full == LIST_QUERIES
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_cached_list_is_two_queries_and_a_miss_one_more_than_uncached(client):
+    from django.core.cache import caches
+
+    from services.api import listcache
+
+    caches[listcache.ALIAS].clear()
+    create(client, 3)
+    miss, first = queries(lambda: client.get(URL, {"page_size": 2}))
+    hit, again = queries(lambda: client.get(URL, {"page_size": 2}))
+    create(client, 12, start=3)
+    miss_later, _ = queries(lambda: client.get(URL, {"page_size": 50}))
+    assert again.content == first.content
+    assert (miss, hit, miss_later) == (LIST_MISS_QUERIES, LIST_CACHED_QUERIES, LIST_MISS_QUERIES)
+    caches[listcache.ALIAS].clear()
 
 
 def test_a_filtered_list_is_bounded_too(client):

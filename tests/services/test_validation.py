@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import copy
+import ipaddress
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from services.rendering import GatewaySettings, render_server
 from services.validation import (
@@ -19,6 +22,8 @@ from services.validation import (
     validate_spec,
     validate_tenancy,
 )
+from services.validation import hosts as hosts_module
+from services.validation.hosts import is_ip
 
 
 def server(protocol: str = "HTTP", number: int = 80, name: str = "http", **extra: Any) -> dict[str, Any]:
@@ -738,3 +743,34 @@ def test_a_host_index_answers_for_all_its_hosts():
     assert not index.overlaps_every_host
     assert HostIndex(["a.example.com", "NS/*"]).overlaps_every_host
     assert not HostIndex([]).overlaps("*")
+
+
+_IP_ALPHABET = "0123456789abcdefABCDEF.:%/x-_* \u0661\uff10"
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(st.text(alphabet=_IP_ALPHABET, max_size=45), st.ip_addresses().map(str), st.text(max_size=20)))
+def test_is_ip_agrees_with_ipaddress(value: str) -> None:
+    """The check without parsing answers as `ipaddress.ip_address` does, for names and addresses alike."""
+    try:
+        ipaddress.ip_address(value)
+        expected = True
+    except ValueError:
+        expected = False
+    assert is_ip(value) is expected
+
+
+_NAME_ALPHABET = "aZ09-.*_/\u00e9\u0661"
+_names = st.one_of(
+    st.text(alphabet=_NAME_ALPHABET, max_size=30),
+    st.from_regex(r"(\*\.)?([a-z0-9-]{1,70}\.){1,4}[a-z0-9]{1,5}\.?", fullmatch=True),
+    st.builds(
+        lambda label, n: ".".join([label] * n), st.text(alphabet="ab1-", min_size=1, max_size=66), st.integers(2, 9)
+    ),
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(_names)
+def test_the_one_match_for_plain_names_agrees_with_every_rule_in_turn(name: str) -> None:
+    assert dns_name_problem(name) == hosts_module._dns_name_problem(name)
