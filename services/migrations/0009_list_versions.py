@@ -156,6 +156,7 @@ DROP = (
 )
 
 
+# As in 0007 and 0008: a migration keeps its own SQL and runners, so that a later change elsewhere never rewrites it.
 def add_triggers(apps, schema_editor):
     if schema_editor.connection.vendor != "postgresql":
         return
