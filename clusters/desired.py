@@ -6,6 +6,7 @@ Read by the worker (`clusters.converge`) and by the read-only views of a gateway
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import functools
 import json
 import operator
@@ -29,30 +30,38 @@ from services.validation.istio import validate_server
 
 
 class Run(NamedTuple):
-    """One revision that should run on the gateway, as read: what the desired digest needs. Its spec and stored
-    block are read (`Desired.texts`) only when the gateway is planned: an idle reconcile reads neither."""
+    """One revision that should run on the gateway, as read: what the desired digest needs. The rest (`Texts`) is
+    read only when the gateway is planned: an idle reconcile reads no spec, no stored block."""
 
     service_id: str
-    team: str
     revision: int
     revision_pk: int
     block_digest: str
     secret_digest: str
     secret_ref: str  # tls_options.tls_secret_ref.secret_name ("" when none)
-    created: float
 
-    def item(self, spec_json: str, block_json: str | None) -> DesiredService:
+    def item(self, texts: Texts) -> DesiredService:
         return DesiredService(
             self.service_id,
-            self.team,
+            texts.team,
             self.revision,
-            json.loads(spec_json),
-            block_json=block_json or "",
+            json.loads(texts.spec_json),
+            block_json=texts.block_json or "",
             block_digest=self.block_digest,
             secret_digest=self.secret_digest,
-            created=self.created,
+            created=texts.created.timestamp(),
             revision_pk=self.revision_pk,
         )
+
+
+class Texts(NamedTuple):
+    """What planning needs of a run beyond `Run`: its spec and stored block as JSON text, its service's team and
+    creation time."""
+
+    spec_json: str
+    block_json: str | None
+    team: str
+    created: datetime.datetime
 
 
 @dataclass
@@ -64,20 +73,20 @@ class Desired:
     awaiting: dict[str, Outcome] = field(default_factory=dict)
 
     @functools.cached_property
-    def texts(self) -> dict[int, tuple[str, str | None]]:
-        """Each run's spec and stored block as JSON text, by revision pk: one query, the first time they are
-        needed. A revision never changes once written, so they are the ones the runs were read with; one gone
-        since (its service deleted) is left out of the plan, and the next reconcile sees a different digest."""
+    def texts(self) -> dict[int, Texts]:
+        """Each run's `Texts`, by revision pk: one query, the first time they are needed. A revision never changes
+        once written, so they are the ones the runs were read with; one gone since (its service deleted) is left
+        out of the plan, and the next reconcile sees a different digest."""
         return _revision_texts([run.revision_pk for run in self.runs])
 
     @functools.cached_property
     def items(self) -> list[DesiredService]:
         """The runs for the planner, specs decoded (once)."""
         texts = self.texts
-        return [run.item(*texts[run.revision_pk]) for run in self.runs if run.revision_pk in texts]
+        return [run.item(texts[run.revision_pk]) for run in self.runs if run.revision_pk in texts]
 
 
-def _revision_texts(pks: list[int]) -> dict[int, tuple[str, str | None]]:
+def _revision_texts(pks: list[int]) -> dict[int, Texts]:
     if not pks:
         return {}
     rows = (
@@ -85,13 +94,13 @@ def _revision_texts(pks: list[int]) -> dict[int, tuple[str, str | None]]:
             spec_text=Cast("spec", TextField()), block_text=Cast("rendered_block", TextField())
         )
         .order_by()
-        .values_list("pk", "spec_text", "block_text")
+        .values_list("pk", "spec_text", "block_text", "service__team__slug", "service__created_at")
     )
-    texts: dict[int, tuple[str, str | None]] = {}
+    texts: dict[int, Texts] = {}
     # One query on Postgres; on SQLite (the embedded demo), which caps a statement's parameters, batches.
     batch = len(pks) if connection.vendor == "postgresql" else 500
     for start in range(0, len(pks), batch):
-        texts.update((pk, (spec, block)) for pk, spec, block in rows.filter(pk__in=pks[start : start + batch]))
+        texts.update((row[0], Texts._make(row[1:])) for row in rows.filter(pk__in=pks[start : start + batch]))
     return texts
 
 
@@ -126,14 +135,14 @@ def desired_digest(desired: Desired, settings_: GatewaySettings) -> str:
     return digest([setting, items, outcomes])
 
 
-_digested = operator.itemgetter(0, 2, 4, 5, 6)  # Run: service_id, revision, block_digest, secret_digest, secret_ref
+_digested = operator.itemgetter(0, 1, 3, 4, 5)  # Run: service_id, revision, block_digest, secret_digest, secret_ref
 
 
 def _rendered_digest(desired: Desired, run: Run) -> str:
     """The digest of a block rendered from the spec: a revision written before blocks were stored."""
     if run.revision_pk not in desired.texts:
         return ""  # gone since it was read (its service deleted): left out of the plan
-    spec_json, _ = desired.texts[run.revision_pk]
+    spec_json = desired.texts[run.revision_pk].spec_json
     return digest(render_server(json.loads(spec_json), GatewaySettings(namespace_scoped_hosts=False)))
 
 
@@ -187,10 +196,7 @@ def collect_desired(cluster: Cluster, traffic_type: str) -> Desired:
     desired = Desired()
     gated = cluster.requires_approval
     kinds = ("current_revision", "approved_revision") if gated else ("current_revision",)
-    columns = [
-        "team__slug",
-        "created_at",
-    ]
+    columns: list[str] = []
     annotations: dict[str, Any] = {
         "sid": Cast("id", TextField()),
         "allowed_names": Cast("team__allowed_clusters", TextField()),
@@ -212,7 +218,7 @@ def collect_desired(cluster: Cluster, traffic_type: str) -> Desired:
         for places in (_Revision.places(at, kind, index) for index, kind in enumerate(kinds))
     ]
     make_revision = _Revision._make
-    team_at, created_at, sid_at = at["team__slug"], at["created_at"], at["sid"]
+    sid_at = at["sid"]
     names_at, selector_at = at["allowed_names"], at["allowed_selector"]
     rows = (
         GatewayService.objects.filter(traffic_type=traffic_type, deleting_at__isnull=True)
@@ -257,16 +263,7 @@ def collect_desired(cluster: Cluster, traffic_type: str) -> Desired:
         waiting = pending and lands(current, sid, allowed_names, selector)
         if runs is not None and lands(runs, sid, allowed_names, selector):
             desired.runs.append(
-                Run(  # by position, in field order (thousands of rows)
-                    sid,
-                    row[team_at],
-                    runs.number,
-                    runs.id,
-                    runs.block_digest,
-                    runs.secret_digest,
-                    runs.secret_ref or "",
-                    row[created_at].timestamp(),
-                )
+                Run(sid, runs.number, runs.id, runs.block_digest, runs.secret_digest, runs.secret_ref or "")
             )
             if pending:
                 what = "" if waiting else " (its removal from this cluster)"
