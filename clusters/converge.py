@@ -29,7 +29,7 @@ from clusters.desired import Desired, collect_desired, desired_digest, gateway_s
 from clusters.models import Cluster, GatewayState, gateway_lock_key
 from clusters.reconcile import DesiredService, Facts, Outcome, Plan, SecretOp, plan_gateway
 from gatewayportal import metrics
-from gatewayportal.locks import advisory_lock_held, try_advisory_lock_sql
+from gatewayportal.locks import try_advisory_lock
 from gatewayportal.redis import redis_client
 from services.actions import remove_finished_services
 from services.choices import State
@@ -52,35 +52,29 @@ class ConflictStorm(kube.TransientError):
 
 
 @contextlib.contextmanager
-def locked_gateway(cluster_id: int, traffic_type: str) -> Iterator[tuple[Cluster | None, GatewayState]]:
-    """The cluster and its gateway's state, read under the gateway's lock: one worker at a time per gateway, across
-    every worker process and host. Raises GatewayBusy when another holds it.
+def gateway_lock(cluster_id: int, traffic_type: str) -> Iterator[None]:
+    """One worker at a time per gateway, across every worker process and host.
 
-    On Postgres a session advisory lock, attempted by the very query that reads the cluster (one statement, no
-    lock when there is no such cluster): it goes with the worker's connection, so a worker killed mid-reconcile
+    On Postgres a session advisory lock: it goes with the worker's connection, so a worker killed mid-reconcile
     (SIGKILL, OOM) frees its gateway at once. A Redis lock would stay held until its TTL ran out, so Redis
     serves only where there is no Postgres.
     """
     name = gateway_lock_key(cluster_id, traffic_type)
-    if connection.vendor == "postgresql":
-        cluster, state, taken = _cluster_and_state(cluster_id, traffic_type, lock=name)
-        with advisory_lock_held(name, taken):
-            if cluster is not None and not taken:
-                raise GatewayBusy(name)
-            yield cluster, state
-        return
-    if settings.REDIS_URL:
+    if settings.REDIS_URL and connection.vendor != "postgresql":
         lock = redis_client().lock(name, timeout=LOCK_TTL_SECONDS, blocking_timeout=5)
         if not lock.acquire():
             raise GatewayBusy(name)
         try:
-            yield _cluster_and_state(cluster_id, traffic_type)[:2]
+            yield
         finally:
             with contextlib.suppress(redis.exceptions.LockError):
                 lock.release()
         return
-    # SQLite without Redis: the embedded demo runs tasks in-process, one at a time.
-    yield _cluster_and_state(cluster_id, traffic_type)[:2]
+    # Postgres. (SQLite without Redis: the embedded demo runs tasks in-process, one at a time; it is always taken.)
+    with try_advisory_lock(name) as taken:
+        if not taken:
+            raise GatewayBusy(name)
+        yield
 
 
 def gateway_converge(
@@ -91,7 +85,8 @@ def gateway_converge(
     With `record_conflicts=False` a ConflictStorm is raised without being recorded: another writer being busy
     is not a failure of the gateway while retries remain.
     """
-    with collector_paused(), locked_gateway(cluster_id, traffic_type) as (cluster, state):
+    with collector_paused(), gateway_lock(cluster_id, traffic_type):
+        cluster, state = _cluster_and_state(cluster_id, traffic_type)
         if cluster is None or not cluster.enabled:
             return None
         with _timed(cluster.name, traffic_type):
@@ -117,36 +112,31 @@ def collector_paused() -> Iterator[None]:
         gc.enable()
 
 
-def _cluster_and_state(
-    cluster_id: int, traffic_type: str, *, lock: str | None = None
-) -> tuple[Cluster | None, GatewayState, bool]:
+def _cluster_and_state(cluster_id: int, traffic_type: str) -> tuple[Cluster | None, GatewayState]:
     """The cluster and its gateway's state in one query (a LEFT JOIN: a gateway never reconciled has no state row
-    yet; it gets an unsaved one, saved with its first record), and whether the advisory `lock`, attempted by the
-    same query when given (Postgres), was taken: never when there is no such cluster."""
-    query = (
+    yet; it gets an unsaved one, saved with its first record)."""
+    cluster = (
         Cluster.objects.annotate(
             state=FilteredRelation("gateway_states", condition=Q(gateway_states__traffic_type=traffic_type))
         )
         .select_related("state")
         .filter(pk=cluster_id)
         .order_by()
+        .first()
     )
-    if lock is not None:
-        query = query.annotate(lock_taken=try_advisory_lock_sql(lock))
-    cluster = next(iter(query), None)  # the primary key and (cluster, traffic type) are unique: one row at most
-    taken = bool(getattr(cluster, "lock_taken", False))
     state = getattr(cluster, "state", None) if cluster is not None else None
     if state is None:
         state = GatewayState(cluster=cluster, traffic_type=traffic_type)
     else:
         state.cluster = cluster
-    return cluster, state, taken
+    return cluster, state
 
 
 def _converge(
     cluster: Cluster, traffic_type: str, state: GatewayState, *, verify_all: bool, record_conflicts: bool
 ) -> Plan | None:
-    desired = collect_desired(cluster, traffic_type)
+    # A gateway that cannot be idle is planned: its specs and stored blocks are read with the rest.
+    desired = collect_desired(cluster, traffic_type, planned=verify_all or not _converged(state))
     if not (
         desired.runs or desired.preset or state.managed_servers or state.secrets or _has_statuses(cluster, traffic_type)
     ):
@@ -201,15 +191,15 @@ def _has_statuses(cluster: Cluster, traffic_type: str) -> bool:
     return GatewayServiceStatus.objects.filter(cluster=cluster, traffic_type=traffic_type).exists()
 
 
+def _converged(state: GatewayState) -> bool:
+    """The last reconcile converged (what an idle one needs first)."""
+    return state.pk is not None and state.last_result == "ok" and bool(state.resource_version)
+
+
 def _looks_idle(state: GatewayState, wanted: str) -> bool:
     """The last reconcile converged and the database wants what it wanted then: idle unless someone has written
     the Gateway since (its resourceVersion is no longer the one the portal wrote or read)."""
-    return (
-        state.pk is not None
-        and state.last_result == "ok"
-        and state.desired_digest == wanted
-        and bool(state.resource_version)
-    )
+    return _converged(state) and state.desired_digest == wanted
 
 
 def _plan_and_write(

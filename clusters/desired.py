@@ -185,13 +185,14 @@ def _decoded(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
 
-def collect_desired(cluster: Cluster, traffic_type: str) -> Desired:
+def collect_desired(cluster: Cluster, traffic_type: str, *, planned: bool = False) -> Desired:
     """Every live revision that should run on this gateway, oldest service first (older blocks win clashes).
 
     One query of plain values: no model instances, no private keys (`load_material` reads those only for the
     secrets about to be written), no spec or stored block (read by `Desired.texts` only if the gateway is
     planned), every JSON value as text: the targeting keys and the teams' limits are decoded once per distinct
-    value.
+    value. When the caller knows the gateway will be `planned` (it cannot be idle), the same query reads the
+    `Texts` too.
     """
     desired = Desired()
     gated = cluster.requires_approval
@@ -202,8 +203,13 @@ def collect_desired(cluster: Cluster, traffic_type: str) -> Desired:
         "allowed_names": Cast("team__allowed_clusters", TextField()),
         "allowed_selector": Cast("team__allowed_cluster_selector", TextField()),
     }
+    if planned:
+        columns += ["team__slug", "created_at"]
     for index, kind in enumerate(kinds):
         columns += [f"{kind}__{name}" for name in _REVISION_FIELDS]
+        if planned:
+            annotations[f"r{index}_spec"] = Cast(f"{kind}__spec", TextField())
+            annotations[f"r{index}_block"] = Cast(f"{kind}__rendered_block", TextField())
         for name, path in _REVISION_TEXTS.items():
             annotations[f"r{index}_{name}"] = Cast(f"{kind}__{path}", TextField())
         annotations[f"r{index}_secret_ref"] = KeyTextTransform(
@@ -219,6 +225,12 @@ def collect_desired(cluster: Cluster, traffic_type: str) -> Desired:
     ]
     make_revision = _Revision._make
     sid_at = at["sid"]
+    texts: dict[int, Texts] = {}
+    if planned:
+        running = len(kinds) - 1  # the kind whose revision runs: the approved one when gated
+        texts_pick = operator.itemgetter(
+            at[f"r{running}_spec"], at[f"r{running}_block"], at["team__slug"], at["created_at"]
+        )
     names_at, selector_at = at["allowed_names"], at["allowed_selector"]
     rows = (
         GatewayService.objects.filter(traffic_type=traffic_type, deleting_at__isnull=True)
@@ -265,6 +277,8 @@ def collect_desired(cluster: Cluster, traffic_type: str) -> Desired:
             desired.runs.append(
                 Run(sid, runs.number, runs.id, runs.block_digest, runs.secret_digest, runs.secret_ref or "")
             )
+            if planned:
+                texts[runs.id] = Texts._make(texts_pick(row))
             if pending:
                 what = "" if waiting else " (its removal from this cluster)"
                 desired.awaiting[sid] = Outcome(
@@ -282,6 +296,8 @@ def collect_desired(cluster: Cluster, traffic_type: str) -> Desired:
             desired.preset[sid] = Outcome(
                 State.REJECTED, f"revision {current.number} was rejected and no approved revision runs on this cluster"
             )
+    if planned:
+        desired.__dict__["texts"] = texts  # read already: `Desired.texts` makes no query
     return desired
 
 

@@ -11,8 +11,6 @@ import hashlib
 from collections.abc import Iterator
 
 from django.db import connection
-from django.db.models import BooleanField
-from django.db.models.expressions import RawSQL
 
 
 def lock_number(key: str | int) -> int:
@@ -40,26 +38,13 @@ def try_advisory_lock(key: str | int) -> Iterator[bool]:
     if connection.vendor != "postgresql":
         yield True
         return
+    number = lock_number(key)
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [lock_number(key)])
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [number])
         taken = bool(cursor.fetchone()[0])
-    with advisory_lock_held(key, taken):
-        yield taken
-
-
-def try_advisory_lock_sql(key: str | int) -> RawSQL:
-    """`try_advisory_lock`'s attempt as a boolean column of another query (Postgres only), saving a statement: in
-    the target list of a query reading one row, it runs once, for that row (none when there is no row). Whoever
-    reads a true value holds `key` and ends with `advisory_lock_held(key, True)`."""
-    return RawSQL("pg_try_advisory_lock(%s)", (lock_number(key),), output_field=BooleanField())
-
-
-@contextlib.contextmanager
-def advisory_lock_held(key: str | int, taken: bool) -> Iterator[None]:
-    """Releases `key` when the block ends (whatever ends it), if `taken`."""
     try:
-        yield
+        yield taken
     finally:
         if taken:
             with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s)", [lock_number(key)])
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [number])
