@@ -135,7 +135,8 @@ def _cluster_and_state(cluster_id: int, traffic_type: str) -> tuple[Cluster | No
 def _converge(
     cluster: Cluster, traffic_type: str, state: GatewayState, *, verify_all: bool, record_conflicts: bool
 ) -> Plan | None:
-    desired = collect_desired(cluster, traffic_type)
+    # A gateway that cannot be idle is planned: its specs and stored blocks are read with the rest.
+    desired = collect_desired(cluster, traffic_type, planned=verify_all or not _converged(state))
     if not (
         desired.runs or desired.preset or state.managed_servers or state.secrets or _has_statuses(cluster, traffic_type)
     ):
@@ -190,15 +191,15 @@ def _has_statuses(cluster: Cluster, traffic_type: str) -> bool:
     return GatewayServiceStatus.objects.filter(cluster=cluster, traffic_type=traffic_type).exists()
 
 
+def _converged(state: GatewayState) -> bool:
+    """The last reconcile converged (what an idle one needs first)."""
+    return state.pk is not None and state.last_result == "ok" and bool(state.resource_version)
+
+
 def _looks_idle(state: GatewayState, wanted: str) -> bool:
     """The last reconcile converged and the database wants what it wanted then: idle unless someone has written
     the Gateway since (its resourceVersion is no longer the one the portal wrote or read)."""
-    return (
-        state.pk is not None
-        and state.last_result == "ok"
-        and state.desired_digest == wanted
-        and bool(state.resource_version)
-    )
+    return _converged(state) and state.desired_digest == wanted
 
 
 def _plan_and_write(

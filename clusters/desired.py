@@ -6,11 +6,11 @@ Read by the worker (`clusters.converge`) and by the read-only views of a gateway
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import functools
 import json
 import operator
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -30,32 +30,38 @@ from services.validation.istio import validate_server
 
 
 class Run(NamedTuple):
-    """One revision that should run on the gateway, as read: what the desired digest needs, and its spec and stored
-    block as JSON text, decoded only when the gateway is planned (an idle reconcile never decodes them)."""
+    """One revision that should run on the gateway, as read: what the desired digest needs. The rest (`Texts`) is
+    read only when the gateway is planned: an idle reconcile reads no spec, no stored block."""
 
     service_id: str
-    team: str
     revision: int
     revision_pk: int
     block_digest: str
     secret_digest: str
     secret_ref: str  # tls_options.tls_secret_ref.secret_name ("" when none)
-    created: float
-    spec_json: str
-    block_json: str
 
-    def item(self) -> DesiredService:
+    def item(self, texts: Texts) -> DesiredService:
         return DesiredService(
             self.service_id,
-            self.team,
+            texts.team,
             self.revision,
-            json.loads(self.spec_json),
-            block_json=self.block_json,
+            json.loads(texts.spec_json),
+            block_json=texts.block_json or "",
             block_digest=self.block_digest,
             secret_digest=self.secret_digest,
-            created=self.created,
+            created=texts.created.timestamp(),
             revision_pk=self.revision_pk,
         )
+
+
+class Texts(NamedTuple):
+    """What planning needs of a run beyond `Run`: its spec and stored block as JSON text, its service's team and
+    creation time."""
+
+    spec_json: str
+    block_json: str | None
+    team: str
+    created: datetime.datetime
 
 
 @dataclass
@@ -67,9 +73,35 @@ class Desired:
     awaiting: dict[str, Outcome] = field(default_factory=dict)
 
     @functools.cached_property
+    def texts(self) -> dict[int, Texts]:
+        """Each run's `Texts`, by revision pk: one query, the first time they are needed. A revision never changes
+        once written, so they are the ones the runs were read with; one gone since (its service deleted) is left
+        out of the plan, and the next reconcile sees a different digest."""
+        return _revision_texts([run.revision_pk for run in self.runs])
+
+    @functools.cached_property
     def items(self) -> list[DesiredService]:
         """The runs for the planner, specs decoded (once)."""
-        return [run.item() for run in self.runs]
+        texts = self.texts
+        return [run.item(texts[run.revision_pk]) for run in self.runs if run.revision_pk in texts]
+
+
+def _revision_texts(pks: list[int]) -> dict[int, Texts]:
+    if not pks:
+        return {}
+    rows = (
+        GatewayServiceRevision.objects.annotate(
+            spec_text=Cast("spec", TextField()), block_text=Cast("rendered_block", TextField())
+        )
+        .order_by()
+        .values_list("pk", "spec_text", "block_text", "service__team__slug", "service__created_at")
+    )
+    texts: dict[int, Texts] = {}
+    # One query on Postgres; on SQLite (the embedded demo), which caps a statement's parameters, batches.
+    batch = len(pks) if connection.vendor == "postgresql" else 500
+    for start in range(0, len(pks), batch):
+        texts.update((row[0], Texts._make(row[1:])) for row in rows.filter(pk__in=pks[start : start + batch]))
+    return texts
 
 
 def gateway_settings(cluster: Cluster, traffic_type: str) -> GatewaySettings:
@@ -88,15 +120,11 @@ def desired_digest(desired: Desired, settings_: GatewaySettings) -> str:
 
     From the stored digests of each revision: no spec is decoded, no block rendered (unless a revision predates
     stored renderings)."""
+    # Per run: service id, revision, block digest, Secret digest, Secret reference (a tuple encodes as a list).
     items = [
-        [
-            run.service_id,
-            run.revision,
-            run.block_digest
-            or digest(render_server(json.loads(run.spec_json), GatewaySettings(namespace_scoped_hosts=False))),
-            run.secret_digest,
-            run.secret_ref,
-        ]
+        _digested(run)
+        if run.block_digest
+        else (run.service_id, run.revision, _rendered_digest(desired, run), run.secret_digest, run.secret_ref)
         for run in desired.runs
     ]
     outcomes = {
@@ -107,12 +135,21 @@ def desired_digest(desired: Desired, settings_: GatewaySettings) -> str:
     return digest([setting, items, outcomes])
 
 
-# Per revision kind: its id, number, approval, stored digests, then (as text) its spec, its stored block, the spec's
-# targeting keys and its Secret reference: plain strings, so that reading thousands of rows decodes no JSON.
+_digested = operator.itemgetter(0, 1, 3, 4, 5)  # Run: service_id, revision, block_digest, secret_digest, secret_ref
+
+
+def _rendered_digest(desired: Desired, run: Run) -> str:
+    """The digest of a block rendered from the spec: a revision written before blocks were stored."""
+    if run.revision_pk not in desired.texts:
+        return ""  # gone since it was read (its service deleted): left out of the plan
+    spec_json = desired.texts[run.revision_pk].spec_json
+    return digest(render_server(json.loads(spec_json), GatewaySettings(namespace_scoped_hosts=False)))
+
+
+# Per revision kind: its id, number, approval, stored digests, then (as text) the spec's targeting keys and its Secret
+# reference: plain strings, so that reading thousands of rows decodes no JSON (and no spec or block is read).
 _REVISION_FIELDS = ("id", "number", "approval", "block_digest", "secret_digest")
 _REVISION_TEXTS = {
-    "spec": "spec",
-    "block": "rendered_block",
     "clusters": "spec__clusters",
     "selector": "spec__cluster_selector",
 }
@@ -124,8 +161,6 @@ class _Revision(NamedTuple):
     approval: str
     block_digest: str
     secret_digest: str
-    spec_json: str
-    block_json: str
     clusters: str | None
     selector: str | None
     secret_ref: str | None
@@ -137,19 +172,11 @@ class _Revision(NamedTuple):
     @staticmethod
     def places(at: dict[str, int], kind: str, index: int) -> list[int]:
         """Where the fields of the `kind` revision (current_revision, approved_revision: the `index`th kind read)
-        stand in a `collect_desired` row, in field order, found by name through `at`: worked out once per query,
-        not once per row."""
+        stand in a `collect_desired` row, in field order (its id first), found by name through `at`: worked out
+        once per query, not once per row."""
         names = [f"{kind}__{name}" for name in _REVISION_FIELDS]
         names += [f"r{index}_{name}" for name in (*_REVISION_TEXTS, "secret_ref")]
         return [at[name] for name in names]
-
-    @classmethod
-    def from_row(cls, row: tuple, places: list[int], pick: Callable[[tuple], tuple]) -> _Revision | None:
-        """The revision at `places` of a row (`pick` = `operator.itemgetter(*places)`); None when the service has
-        none (its id, the first field, is null)."""
-        if row[places[0]] is None:
-            return None
-        return cls._make(pick(row))
 
 
 @functools.lru_cache(maxsize=1024)
@@ -158,27 +185,31 @@ def _decoded(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
 
-def collect_desired(cluster: Cluster, traffic_type: str) -> Desired:
+def collect_desired(cluster: Cluster, traffic_type: str, *, planned: bool = False) -> Desired:
     """Every live revision that should run on this gateway, oldest service first (older blocks win clashes).
 
     One query of plain values: no model instances, no private keys (`load_material` reads those only for the
-    secrets about to be written), every JSON value as text: the targeting keys and the teams' limits are decoded
-    once per distinct value, the specs and stored blocks only if the gateway is planned (`Desired.items`).
+    secrets about to be written), no spec or stored block (read by `Desired.texts` only if the gateway is
+    planned), every JSON value as text: the targeting keys and the teams' limits are decoded once per distinct
+    value. When the caller knows the gateway will be `planned` (it cannot be idle), the same query reads the
+    `Texts` too.
     """
     desired = Desired()
     gated = cluster.requires_approval
     kinds = ("current_revision", "approved_revision") if gated else ("current_revision",)
-    columns = [
-        "team__slug",
-        "created_at",
-    ]
+    columns: list[str] = []
     annotations: dict[str, Any] = {
         "sid": Cast("id", TextField()),
         "allowed_names": Cast("team__allowed_clusters", TextField()),
         "allowed_selector": Cast("team__allowed_cluster_selector", TextField()),
     }
+    if planned:
+        columns += ["team__slug", "created_at"]
     for index, kind in enumerate(kinds):
         columns += [f"{kind}__{name}" for name in _REVISION_FIELDS]
+        if planned:
+            annotations[f"r{index}_spec"] = Cast(f"{kind}__spec", TextField())
+            annotations[f"r{index}_block"] = Cast(f"{kind}__rendered_block", TextField())
         for name, path in _REVISION_TEXTS.items():
             annotations[f"r{index}_{name}"] = Cast(f"{kind}__{path}", TextField())
         annotations[f"r{index}_secret_ref"] = KeyTextTransform(
@@ -187,10 +218,20 @@ def collect_desired(cluster: Cluster, traffic_type: str) -> Desired:
     # Tuples, not dicts (thousands of rows), read by name: `at` gives each named value's place in a row.
     fields = [*columns, *annotations]
     at = {field: place for place, field in enumerate(fields)}
+    # Per kind: the place of its revision's id (null when the service has none), and a picker of its fields.
     revision_places = [
-        (places, operator.itemgetter(*places))
+        (places[0], operator.itemgetter(*places))
         for places in (_Revision.places(at, kind, index) for index, kind in enumerate(kinds))
     ]
+    make_revision = _Revision._make
+    sid_at = at["sid"]
+    texts: dict[int, Texts] = {}
+    if planned:
+        running = len(kinds) - 1  # the kind whose revision runs: the approved one when gated
+        texts_pick = operator.itemgetter(
+            at[f"r{running}_spec"], at[f"r{running}_block"], at["team__slug"], at["created_at"]
+        )
+    names_at, selector_at = at["allowed_names"], at["allowed_selector"]
     rows = (
         GatewayService.objects.filter(traffic_type=traffic_type, deleting_at__isnull=True)
         .filter(_may_target(cluster, kinds))
@@ -224,30 +265,20 @@ def collect_desired(cluster: Cluster, traffic_type: str) -> Desired:
 
     postgres = connection.vendor == "postgresql"
     for row in rows:
-        team, service_created = row[at["team__slug"]], row[at["created_at"]]
-        sid, allowed_names, selector = row[at["sid"]], row[at["allowed_names"]], row[at["allowed_selector"]]
+        sid, allowed_names, selector = row[sid_at], row[names_at], row[selector_at]
         if not postgres:
             sid = str(uuid.UUID(sid))  # SQLite keeps a UUID as 32 hex digits
-        revisions = [_Revision.from_row(row, places, pick) for places, pick in revision_places]
+        revisions = [None if row[first] is None else make_revision(pick(row)) for first, pick in revision_places]
         current = revisions[0]
         runs = revisions[1] if gated else current
         pending = gated and current is not None and current.approval == Approval.PENDING
         waiting = pending and lands(current, sid, allowed_names, selector)
         if runs is not None and lands(runs, sid, allowed_names, selector):
             desired.runs.append(
-                Run(
-                    service_id=sid,
-                    team=team,
-                    revision=runs.number,
-                    revision_pk=runs.id,
-                    block_digest=runs.block_digest,
-                    secret_digest=runs.secret_digest,
-                    secret_ref=runs.secret_ref or "",
-                    created=service_created.timestamp(),
-                    spec_json=runs.spec_json,
-                    block_json=runs.block_json or "",
-                )
+                Run(sid, runs.number, runs.id, runs.block_digest, runs.secret_digest, runs.secret_ref or "")
             )
+            if planned:
+                texts[runs.id] = Texts._make(texts_pick(row))
             if pending:
                 what = "" if waiting else " (its removal from this cluster)"
                 desired.awaiting[sid] = Outcome(
@@ -265,6 +296,8 @@ def collect_desired(cluster: Cluster, traffic_type: str) -> Desired:
             desired.preset[sid] = Outcome(
                 State.REJECTED, f"revision {current.number} was rejected and no approved revision runs on this cluster"
             )
+    if planned:
+        desired.__dict__["texts"] = texts  # read already: `Desired.texts` makes no query
     return desired
 
 

@@ -40,6 +40,23 @@ def test_an_idle_reconcile_reads_the_gateway_once_and_writes_nothing(kubesim):
     assert [(r.method, r.status) for r in kubesim.requests.all()] == [("GET", 200)]
 
 
+def test_a_revision_stored_without_its_rendering_lands_and_then_idles(kubesim):
+    from services.models import GatewayServiceRevision
+
+    cluster = sim_cluster(kubesim, "c1", istio_api_version="networking.istio.io/v1")
+    service = make_service(clusters=["c1"])
+    GatewayServiceRevision.objects.filter(service=service).update(rendered_block=None, block_digest="")
+
+    first = gateway_converge(cluster_id=cluster.pk, traffic_type="ingress")
+    live = kubesim.store.gateway("istio-system", "ingress-gateway")
+    assert managed_names(live) == ["http-checkout-payments"]
+    assert first.outcomes[str(service.pk)].state == "applied"
+    kubesim.requests.reset()
+
+    assert gateway_converge(cluster_id=cluster.pk, traffic_type="ingress").gateway is None
+    assert [(r.method, r.status) for r in kubesim.requests.all()] == [("GET", 200)]
+
+
 def test_an_idle_reconcile_reads_the_gateways_metadata_not_its_servers(kubesim, monkeypatch):
     from clusters.kube import KubeClient
 
@@ -166,13 +183,36 @@ def test_queries_per_reconcile_are_few_and_constant_in_the_number_of_services(ku
 
     assert small == large
     first, idle = small
-    # Idle: lock, the cluster with its gateway's state (one LEFT JOIN), the desired revisions,
-    # last_reconciled_at, unlock.
+    # Idle: lock, the cluster with its gateway's state (one LEFT JOIN), the desired revisions (no spec or stored
+    # block), last_reconciled_at, unlock.
     assert idle <= 5
-    # First (the gateway's first reconcile, every block written): the idle reads, then one transaction
-    # (SAVEPOINT here, BEGIN/COMMIT in a worker) reading and inserting the statuses, inserting the audit
-    # event and the gateway's state.
+    # First (the gateway's first reconcile, every block written): the idle reads (the desired revisions with their
+    # specs and stored blocks: a gateway never converged cannot be idle), then one transaction (SAVEPOINT here,
+    # BEGIN/COMMIT in a worker) reading and inserting the statuses, inserting the audit event and the gateway's
+    # state.
     assert first <= 10
+
+
+def test_queries_of_a_change_to_a_converged_gateway_are_constant_in_the_number_of_services(kubesim_factory):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    counts = []
+    for count, name in ((3, "small"), (50, "large")):
+        cluster = sim_cluster(kubesim_factory(demo=True), name, istio_api_version="networking.istio.io/v1")
+        for index in range(count):
+            make_service(f"{name}-s{index}", clusters=[name])
+        gateway_converge(cluster_id=cluster.pk, traffic_type="ingress")
+        make_service(f"{name}-new", clusters=[name])
+        with CaptureQueriesContext(connection) as queries:
+            plan = gateway_converge(cluster_id=cluster.pk, traffic_type="ingress")
+        assert plan.gateway is not None and len(plan.added) == 1
+        counts.append(len(queries))
+
+    assert counts[0] == counts[1]
+    # As a first reconcile, plus the specs and stored blocks read by revision id: the desired revisions were read
+    # without them, as the gateway could have been idle.
+    assert counts[0] <= 11
 
 
 def test_queries_of_a_reconcile_that_writes_secrets_are_constant_in_the_number_of_services(kubesim_factory):
