@@ -23,6 +23,13 @@ def on_starting(server) -> None:
             stale.unlink()
 
 
+def post_worker_init(worker) -> None:
+    """Each worker imports the views and connects to the broker before its first request (gatewayportal.warmup)."""
+    from gatewayportal.warmup import warm_up
+
+    warm_up()
+
+
 def child_exit(server, worker) -> None:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess

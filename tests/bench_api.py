@@ -157,8 +157,10 @@ def reseeded_token() -> str:
 
 def start_gunicorn(port: int) -> subprocess.Popen:
     log = open(ROOT / "var" / "bench-gunicorn.log", "w")  # noqa: SIM115 - kept open for gunicorn's lifetime
-    command = [sys.executable, "-m", "gunicorn", "gatewayportal.wsgi", "--bind", f"127.0.0.1:{port}"]
-    command += ["--workers", str(GUNICORN_WORKERS), "--timeout", "120"]
+    # The product's gunicorn settings (deploy/gunicorn.conf.py: each worker warmed up before its first request), on
+    # loopback with the bench's number of workers.
+    command = [sys.executable, "-m", "gunicorn", "--config", "deploy/gunicorn.conf.py", "gatewayportal.wsgi"]
+    command += ["--bind", f"127.0.0.1:{port}", "--workers", str(GUNICORN_WORKERS), "--timeout", "120"]
     process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **ENV}, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
     while True:

@@ -1,0 +1,38 @@
+"""What a web worker process makes ready before its first request (gunicorn's `post_worker_init`, in
+deploy/gunicorn.conf.py).
+
+Without it the first requests each worker answers pay for it: the views and everything they import (Django
+imports the URL configuration on the first request), and Celery's first task sent after a commit (the app
+finalized, a producer connected to the broker): about 70 ms on the first create of each worker, while the other
+requests queue behind it. Measured in docs/benchmarks.md (API section).
+"""
+
+from __future__ import annotations
+
+import logging
+
+logger = logging.getLogger(__name__)
+
+
+def warm_up() -> None:
+    """Import the URL configuration, connect the shared cache and one producer to the broker. Never fails: a
+    cache or broker that is down now is the first request's problem, as it would have been without this."""
+    from django.conf import settings
+    from django.core.cache import cache
+    from django.urls import get_resolver
+
+    get_resolver().url_patterns  # noqa: B018 - imports every view module and what it imports
+    try:
+        cache.get("warm-up")  # the shared cache's connection (coalescing and sealing markers, rate limits)
+    except Exception as exc:  # noqa: BLE001 - warming up must never stop a worker from serving
+        logger.warning("The cache could not be reached while warming up: %s", exc)
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        return
+    from gatewayportal.celery import app
+
+    try:
+        app.finalize(auto=True)
+        with app.producer_or_acquire() as producer:  # kept in the app's producer pool for the requests
+            producer.connection.ensure_connection(max_retries=1)
+    except Exception as exc:  # noqa: BLE001 - warming up must never stop a worker from serving
+        logger.warning("The broker could not be reached while warming up: %s", exc)
