@@ -194,13 +194,11 @@ def _check_others(
     before: Specs | None,
     exclude_service_id: Any,
     rows: tuple[list[Any], list[Any]] | None = None,
-    counted_after: bool = False,
 ) -> None:
     """What depends on the other services (quotas, the byte budget, conflicts, name clashes), under the caller's
-    port lock; `rows`: what `_check_rows` found, when the caller has read it already; `counted_after`: a create
-    whose caller checks the service quota once its row is written (`_check_service_count`)."""
+    port lock; `rows`: what `_check_rows` found, when the caller has read it already."""
     spec, target_clusters = checked.spec, checked.target_clusters
-    checked.tallies = _check_quotas(team=team, checked=checked, before=before, counted_after=counted_after)
+    checked.tallies = _check_quotas(team=team, checked=checked, before=before)
     candidates, same_names = rows if rows is not None else _check_rows(spec, exclude_service_id)
     clashes = _conflicts(
         team=team,
@@ -215,23 +213,17 @@ def _check_others(
         raise DomainError({key: value for key, value in (("hosts", clashes), ("name", names)) if value})
 
 
-def _check_quotas(
-    *, team: Team, checked: Checked, before: Specs | None, counted_after: bool = False
-) -> dict[int, GatewayTally]:
+def _check_quotas(*, team: Team, checked: Checked, before: Specs | None) -> dict[int, GatewayTally]:
     """The team's quotas and each target Gateway's byte budget, read under the team's row lock and the locks of the
     Gateways the write touches (their tallies), so that concurrent requests cannot both squeeze through. Returns
     those tallies, locked, for the write to record itself in.
 
-    `counted_after`: a create whose caller checks the service quota once its row is written, under the lock of the
-    team's count (`_check_service_count`); it takes no team row lock (the Gateways' tallies guard the rest).
-
     A change that adds no hosts, no bytes and no cluster is always allowed, even over a quota lowered since.
     """
     spec = checked.spec
-    if not counted_after:
-        team = Team.objects.select_for_update().only(*QUOTA_FIELDS).get(pk=team.pk)
+    team = Team.objects.select_for_update().only(*QUOTA_FIELDS).get(pk=team.pk)
     errors: dict[str, Any] = {}
-    if before is None and not counted_after:
+    if before is None:
         # A statement of its own, after the lock: one that waited for the lock must count what that writer added.
         owned = _live_services(team)
         errors = quotas.service_count_errors(team=team.slug, owned=owned, max_services=team.max_services)
@@ -247,17 +239,6 @@ def _check_quotas(
     if errors:
         raise DomainError(errors)
     return locked
-
-
-def _check_service_count(team: Team) -> None:
-    """A create's service quota, checked once its row is written, where the database keeps the counts: the insert
-    counted the row (migration 0008's trigger) and holds the team's count locked until commit, so the team's other
-    creates wait there, and this statement (after it) reads what each that went before added, and the quota as it
-    stands now. One statement, instead of the team's row lock and a count before the insert."""
-    live, max_services = TeamServiceCount.objects.filter(team=team).values_list("live", "team__max_services").get()
-    errors = quotas.service_count_errors(team=team.slug, owned=live - 1, max_services=max_services)
-    if errors:
-        raise DomainError(errors)
 
 
 def _live_services(team: Team) -> int:
@@ -582,8 +563,7 @@ def gateway_service_create(
     """A new service, with its first revision, statuses and audit event.
 
     Creates on a port wait for each other (the port lock) only for what other services decide: the name check,
-    quotas, byte budget and conflicts, then the service row itself and the team's service quota (where the database
-    keeps the counts, checked once the row is written: `_check_service_count`). The rules that read no other service run
+    quotas, byte budget and conflicts, then the service row itself. The rules that read no other service run
     before the lock, and so are written the rows that only this service holds (revision, host index, statuses,
     audit event): their foreign keys to the service row are checked at commit, and a refusal rolls them back.
 
@@ -620,13 +600,8 @@ def gateway_service_create(
                 }
             )
         _refuse(checked)
-        counted = TeamServiceCount.kept()
-        _check_others(
-            team=team, checked=checked, before=None, exclude_service_id=None, rows=rows, counted_after=counted
-        )
+        _check_others(team=team, checked=checked, before=None, exclude_service_id=None, rows=rows)
         service.save(force_insert=True)
-        if counted:
-            _check_service_count(team)
         tallies.record(checked.tallies, team_id=team.pk, before=None, after=_specs(service))
     service.clusters_by_name = {c.name: c for c in checked.clusters}
     return service, checked.warnings

@@ -4,6 +4,7 @@ granted secrets; checked when a request is made."""
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -167,3 +168,52 @@ def test_a_quota_beyond_what_the_database_stores_is_a_400_naming_the_field(field
     assert refused.status_code == 400 and field in refused.json()
     assert largest.status_code == 201, largest.content
     assert getattr(Team.objects.get(slug="big"), field) == 2**31 - 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_and_a_single_create_of_one_team_do_not_deadlock():
+    """A batch (an import, an apply) creates one service after another in one transaction; a single create of the
+    same team on the Gateway of the batch's next item runs between them. Both take the team's locks before any
+    Gateway's (services.tallies): neither waits for the other in a cycle."""
+    from django.db import transaction
+
+    from services import actions
+
+    make_cluster("c1")
+    make_cluster("c2")
+    team = make_team("payments")
+    errors: list[tuple[str, str]] = []
+    first_written = threading.Event()
+
+    def create(name: str, port: int, cluster: str) -> None:
+        data = http_service(name=name, port=port, clusters=[cluster], hosts=[f"{name}.payments.example.com"])
+        actions.gateway_service_create(team=team, data=data)
+
+    def batch() -> None:
+        try:
+            with transaction.atomic():
+                create("a", 80, "c1")
+                first_written.set()
+                time.sleep(1.0)  # the single create takes its locks meanwhile
+                create("b", 81, "c2")
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(("batch", repr(exc)))
+        finally:
+            connection.close()
+
+    def single() -> None:
+        try:
+            first_written.wait(10)
+            create("c", 82, "c2")
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(("single", repr(exc)))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=batch), threading.Thread(target=single)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    assert sorted(GatewayService.objects.values_list("name", flat=True)) == ["a", "b", "c"]
