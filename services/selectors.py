@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from django.db.models import (
@@ -44,18 +45,22 @@ def gateway_services_for_user(user) -> QuerySet[GatewayService]:
     return visible_services(user).select_related("team", "current_revision").prefetch_related(_statuses())
 
 
-def visible_services(user) -> QuerySet[GatewayService]:
-    """The services the user may see, nothing joined (a list reads them as rows: `gateway_service_rows`)."""
-    teams = _teams_of(user)
+def visible_services(user, *, teams: Collection[int] | None = None) -> QuerySet[GatewayService]:
+    """The services the user may see, nothing joined (a list reads them as rows: `gateway_service_rows`).
+
+    `teams`: the ids of the user's teams as the caller has already read them (the list cache's key,
+    `list_versions`), so that what is read matches what it was read for; otherwise read here."""
+    teams = _teams_of(user, teams)
     # The user's teams as a subquery, not a join: the page stays one index walk, a count one scan of the team index.
     return GatewayService.objects.all() if teams is None else GatewayService.objects.filter(team__in=teams)
 
 
-def _teams_of(user) -> QuerySet | None:
-    """The ids of the user's teams (a subquery), None for a platform engineer (every team)."""
+def _teams_of(user, known: Collection[int] | None = None) -> QuerySet | list[int] | None:
+    """The ids of the user's teams (a subquery, or `known`: as the caller read them), None for a platform engineer
+    (every team)."""
     if is_platform(user):
         return None
-    return _member_teams(user.pk)
+    return _member_teams(user.pk) if known is None else list(known)
 
 
 def _member_teams(user_id: int) -> QuerySet:
@@ -191,16 +196,17 @@ class ServiceRows:
 
     ordered = True
 
-    def __init__(self, services: QuerySet[GatewayService], user=None) -> None:
+    def __init__(self, services: QuerySet[GatewayService], user=None, teams: Collection[int] | None = None) -> None:
         self.services = services
         self.user = user
+        self.teams = teams
         self.rows = services.values(
             "id", "team__slug", *_SERVICE_FIELDS, *(f"current_revision__{field}" for field in _REVISION_FIELDS)
         )
 
     def count(self) -> int:
         if self.user is not None and TeamServiceCount.kept():
-            teams, counts = _teams_of(self.user), TeamServiceCount.objects.all()
+            teams, counts = _teams_of(self.user, self.teams), TeamServiceCount.objects.all()
             counts = counts if teams is None else counts.filter(team__in=teams)
             return counts.aggregate(services=Sum("services"))["services"] or 0
         return self.services.order_by().count()
@@ -212,10 +218,12 @@ class ServiceRows:
         return iter(self.rows)
 
 
-def gateway_service_rows(services: QuerySet[GatewayService], *, every_one_of=None) -> ServiceRows:
+def gateway_service_rows(
+    services: QuerySet[GatewayService], *, every_one_of=None, teams: Collection[int] | None = None
+) -> ServiceRows:
     """`services`: from `visible_services`, maybe filtered; `every_one_of`: the user whose every service they are
-    (a list without filters)."""
-    return ServiceRows(services, user=every_one_of)
+    (a list without filters); `teams`: that user's teams as `visible_services` was given them."""
+    return ServiceRows(services, user=every_one_of, teams=teams)
 
 
 def gateway_service_list_views(rows: list[dict[str, Any]], context: dict[str, Any]) -> list[dict[str, Any]]:

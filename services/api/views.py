@@ -137,11 +137,14 @@ class GatewayServiceViewSet(
         if cached is not None:
             return cached
         # Plain rows, not model instances: building five models per service was most of a page's time.
-        queryset = selectors.visible_services(request.user).order_by("namespace", "name")
+        # For the teams the key was read for, if any: the page then shows what its key says, whatever membership
+        # changes meanwhile.
+        teams = cache_key.teams if cache_key is not None else None
+        queryset = selectors.visible_services(request.user, teams=teams).order_by("namespace", "name")
         filtered = bool(set(request.query_params) - {"page", "page_size"})
         if filtered:
             queryset = self.filter_queryset(queryset)  # building the filter form costs as much as the page
-        rows = selectors.gateway_service_rows(queryset, every_one_of=None if filtered else request.user)
+        rows = selectors.gateway_service_rows(queryset, every_one_of=None if filtered else request.user, teams=teams)
         page = self.paginate_queryset(rows)
         views = selectors.gateway_service_list_views(
             list(rows) if page is None else page, self.get_serializer_context()

@@ -294,3 +294,45 @@ def test_two_transactions_changing_two_teams_in_opposite_orders_both_commit(worl
     after = dict(ListVersion.objects.values_list("scope", "version"))
     payments, orders = world["teams"]["payments"].pk, world["teams"]["orders"].pk
     assert after[payments] == before[payments] + 2 and after[orders] == before[orders] + 2
+
+
+def test_a_membership_change_during_a_list_never_leaves_a_page_under_another_members_key(world, monkeypatch):
+    """carol's key is read for {payments}; she joins orders before her page is read. The page must be the one of
+    {payments} (the key's), or alice, who shares that key, would be served orders' services."""
+    from services import selectors
+
+    alice, bob = world["users"]["alice"], world["users"]["bob"]
+    carol = make_user("carol")
+    world["teams"]["payments"].members.add(carol)
+    real = selectors.list_versions
+
+    def joining_meanwhile(user):
+        versions = real(user)
+        if user.username == "carol":
+            world["teams"]["orders"].members.add(carol)  # committed between the key's read and the page's
+        return versions
+
+    monkeypatch.setattr(selectors, "list_versions", joining_meanwhile)
+    assert names(listed(api_client(carol))) == ["pay0", "pay1", "pay2"]
+    monkeypatch.setattr(selectors, "list_versions", real)
+    assert names(listed(world["alice"])) == ["pay0", "pay1", "pay2"]
+    assert names(listed(api_client(carol))) == ["ord0", "pay0", "pay1", "pay2"]
+    assert names(listed(world["bob"])) == ["ord0"] and alice.pk != bob.pk
+
+
+def test_only_the_lists_own_parameters_are_cached_and_large_pages_are_not_kept(world):
+    cache = caches[listcache.ALIAS]
+    cache.clear()
+    for junk in range(3):
+        assert names(listed(world["alice"], junk=junk)) == ["pay0", "pay1", "pay2"]
+    assert names(listed(world["alice"], page_size=2, page=1, **{"team": "payments"})) == ["pay0", "pay1"]
+    kept = list(cache._cache)  # LocMemCache: the keys it holds
+    assert len(kept) == 1, "unknown parameters made entries"
+    original = listcache.MAX_BYTES
+    try:
+        listcache.MAX_BYTES = 10
+        cache.clear()
+        assert names(listed(world["alice"])) == ["pay0", "pay1", "pay2"]
+        assert list(cache._cache) == []
+    finally:
+        listcache.MAX_BYTES = original
