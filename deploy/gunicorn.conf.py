@@ -24,7 +24,8 @@ def on_starting(server) -> None:
 
 
 def post_worker_init(worker) -> None:
-    """Each worker imports the views and connects to the broker before its first request (gatewayportal.warmup)."""
+    """Each worker imports the views before its first request and connects to the broker beside it
+    (gatewayportal.warmup)."""
     from gatewayportal.warmup import warm_up
 
     warm_up()

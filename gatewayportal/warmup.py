@@ -10,29 +10,32 @@ requests queue behind it. Measured in docs/benchmarks.md (API section).
 from __future__ import annotations
 
 import logging
+import threading
 
 logger = logging.getLogger(__name__)
 
 
-def warm_up() -> None:
-    """Import the URL configuration, connect the shared cache and one producer to the broker. Never fails: a
-    cache or broker that is down now is the first request's problem, as it would have been without this."""
+def warm_up() -> threading.Thread | None:
+    """Import the URL configuration, then connect one producer to the broker in a thread of its own (returned, None
+    when tasks run in-process): a broker that does not answer cannot hold the worker past gunicorn's timeout, and
+    one that is down is the first task's problem, as it would have been without this."""
     from django.conf import settings
-    from django.core.cache import cache
     from django.urls import get_resolver
 
     get_resolver().url_patterns  # noqa: B018 - imports every view module and what it imports
-    try:
-        cache.get("warm-up")  # the shared cache's connection (coalescing and sealing markers, rate limits)
-    except Exception as exc:  # noqa: BLE001 - warming up must never stop a worker from serving
-        logger.warning("The cache could not be reached while warming up: %s", exc)
     if settings.CELERY_TASK_ALWAYS_EAGER:
-        return
+        return None
+    thread = threading.Thread(target=_connect_broker, name="warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
+def _connect_broker() -> None:
     from gatewayportal.celery import app
 
     try:
         app.finalize(auto=True)
-        with app.producer_or_acquire() as producer:  # kept in the app's producer pool for the requests
+        with app.producer_or_acquire() as producer:  # kept in the app's producer pool, shared by the process
             producer.connection.ensure_connection(max_retries=1)
     except Exception as exc:  # noqa: BLE001 - warming up must never stop a worker from serving
         logger.warning("The broker could not be reached while warming up: %s", exc)

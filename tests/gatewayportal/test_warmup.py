@@ -14,7 +14,7 @@ def test_the_views_are_imported_and_the_broker_reached(settings, caplog):
     settings.CELERY_TASK_ALWAYS_EAGER = False
     clear_url_caches()  # a resolver that has not read the URL configuration yet
     with caplog.at_level(logging.WARNING, logger="gatewayportal.warmup"):
-        warmup.warm_up()
+        warmup.warm_up().join(30)
     assert "url_patterns" in vars(get_resolver())
     assert [r.getMessage() for r in caplog.records] == []
 
@@ -29,11 +29,11 @@ def test_a_broker_that_cannot_be_reached_is_logged_and_the_worker_goes_on(settin
 
     monkeypatch.setattr(app, "producer_or_acquire", unreachable)
     with caplog.at_level(logging.WARNING, logger="gatewayportal.warmup"):
-        warmup.warm_up()
+        warmup.warm_up().join(30)
     assert ["The broker could not be reached while warming up" in r.getMessage() for r in caplog.records] == [True]
 
 
 def test_eager_tasks_need_no_broker(settings, monkeypatch):
     settings.CELERY_TASK_ALWAYS_EAGER = True
     monkeypatch.setattr(app, "producer_or_acquire", None)  # would fail if called
-    warmup.warm_up()
+    assert warmup.warm_up() is None
