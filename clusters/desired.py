@@ -135,7 +135,10 @@ def desired_digest(desired: Desired, settings_: GatewaySettings) -> str:
     return digest([setting, items, outcomes])
 
 
-_digested = operator.itemgetter(0, 1, 3, 4, 5)  # Run: service_id, revision, block_digest, secret_digest, secret_ref
+# What of a `Run` goes into the digest, picked by name.
+_digested = operator.itemgetter(
+    *(Run._fields.index(name) for name in ("service_id", "revision", "block_digest", "secret_digest", "secret_ref"))
+)
 
 
 def _rendered_digest(desired: Desired, run: Run) -> str:

@@ -166,6 +166,12 @@ class GatewayService(models.Model):
         self._host_keys = wanted
 
 
+def triggers_kept() -> bool:
+    """Whether the database runs the triggers some tables are kept by (migrations 0008 and 0009): Postgres only;
+    the SQLite demo has none, and the readers of those tables fall back to counting or to no cache."""
+    return connection.vendor == "postgresql"
+
+
 class TeamServiceCount(models.Model):
     """How many gateway services a team owns (`services`), and how many of them are not being deleted (`live`).
 
@@ -184,7 +190,7 @@ class TeamServiceCount(models.Model):
     @staticmethod
     def kept() -> bool:
         """Whether the database keeps the counts (the triggers are Postgres only)."""
-        return connection.vendor == "postgresql"
+        return triggers_kept()
 
 
 class ListVersion(models.Model):
@@ -209,7 +215,7 @@ class ListVersion(models.Model):
     @staticmethod
     def kept() -> bool:
         """Whether the database keeps the versions (the triggers are Postgres only)."""
-        return connection.vendor == "postgresql"
+        return triggers_kept()
 
 
 class GatewayServiceHost(models.Model):

@@ -85,14 +85,19 @@ def stop_worker(worker: subprocess.Popen) -> None:
 
 def peak_rss_kib(pid: int) -> int:
     """The highest VmHWM (peak resident set) among the worker's main process and its pool children."""
-    peak = 0
+    return max(_status_kib(pid, "VmHWM:"), default=0)
+
+
+def _status_kib(pid: int, field: str) -> list[int]:
+    """`field` of /proc/<pid>/status (in KiB) for the worker's main process and each pool child still running."""
+    values = []
     for each in [pid, *_children(pid)]:
         status = Path(f"/proc/{each}/status")
         if status.exists():
             for line in status.read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    peak = max(peak, int(line.split()[1]))
-    return peak
+                if line.startswith(field):
+                    values.append(int(line.split()[1]))
+    return values
 
 
 def wait_until(condition, timeout: float = 120.0) -> bool:
@@ -440,14 +445,7 @@ def bench_sweep_memory(worker_pid: int, sweep: dict[str, Any]) -> dict[str, Any]
 
 def worker_rss_kib(pid: int) -> int:
     """The resident set of the worker's main process and its pool children, now."""
-    total = 0
-    for each in [pid, *_children(pid)]:
-        status = Path(f"/proc/{each}/status")
-        if status.exists():
-            for line in status.read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-    return total
+    return sum(_status_kib(pid, "VmRSS:"))
 
 
 def _children(pid: int) -> list[int]:
