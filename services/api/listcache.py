@@ -29,12 +29,14 @@ from django.core.cache import caches
 from django.db import connection
 from django.http import HttpResponse
 
+from gatewayportal.pagination import PageNumberPagination
 from services import selectors
 from services.filtersets import GatewayServiceFilterSet
 
 ALIAS = "service_lists"
 # The parameters a cached list may have: pagination, the renderer, the filters (services.filtersets).
-PARAMETERS = frozenset({"page", "page_size", "format", *GatewayServiceFilterSet.base_filters})
+PAGINATION = frozenset({PageNumberPagination.page_query_param, PageNumberPagination.page_size_query_param})
+PARAMETERS = frozenset({*PAGINATION, "format", *GatewayServiceFilterSet.base_filters})
 # A page larger than this is answered but not kept (a page of 50 services is about 45 KB; `page_size` goes to 500):
 # LIST_CACHE_ENTRIES pages hold at most that many times this much.
 MAX_BYTES = 128 * 1024

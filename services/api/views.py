@@ -141,7 +141,7 @@ class GatewayServiceViewSet(
         # changes meanwhile.
         teams = cache_key.teams if cache_key is not None else None
         queryset = selectors.visible_services(request.user, teams=teams).order_by("namespace", "name")
-        filtered = bool(set(request.query_params) - {"page", "page_size"})
+        filtered = bool(set(request.query_params) - listcache.PAGINATION)
         if filtered:
             queryset = self.filter_queryset(queryset)  # building the filter form costs as much as the page
         rows = selectors.gateway_service_rows(queryset, every_one_of=None if filtered else request.user, teams=teams)
