@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import json
 import logging
 import math
 import re
@@ -509,9 +510,12 @@ def _write_statuses(
             remove_finished_services(gone)
 
 
-# Thousands of statuses in one statement each, without a model instance per row: on Postgres from arrays
-# (`unnest`), elsewhere (SQLite, the embedded demo) through the ORM.
+# Thousands of statuses in one statement each, without a model instance per row: on Postgres from one JSON
+# document of rows (json.dumps writes it in C; one parameter, where a list per column costs psycopg2 an ARRAY[...]
+# of thousands of quoted literals and Postgres as many to parse), elsewhere (SQLite, the embedded demo) through
+# the ORM. An item is [service id (insert) or status id (update), state, revision, message].
 _STATUS_TABLE = GatewayServiceStatus._meta.db_table
+_STATUS_VALUES = "item->>1, (item->>2)::integer, item->>3, %s"  # state, revision, message, updated_at
 
 
 def _insert_statuses(cluster: Cluster, traffic_type: str, rows: list[tuple[str, Outcome]]) -> None:
@@ -530,20 +534,12 @@ def _insert_statuses(cluster: Cluster, traffic_type: str, rows: list[tuple[str, 
             for sid, o in rows
         )
         return
+    document = json.dumps([[sid, o.state, o.revision, o.message] for sid, o in rows])
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {_STATUS_TABLE} (service_id, cluster_id, traffic_type, state, revision, message, updated_at) "
-            "SELECT s, %s, %s, st, r, m, %s FROM unnest(%s::uuid[], %s::text[], %s::integer[], %s::text[]) "
-            "AS u(s, st, r, m)",
-            [
-                cluster.pk,
-                traffic_type,
-                timezone.now(),
-                [sid for sid, _ in rows],
-                [o.state for _, o in rows],
-                [o.revision for _, o in rows],
-                [o.message for _, o in rows],
-            ],
+            f"SELECT (item->>0)::uuid, %s, %s, {_STATUS_VALUES} FROM json_array_elements(%s::json) AS item",
+            [cluster.pk, traffic_type, timezone.now(), document],
         )
 
 
@@ -560,17 +556,12 @@ def _update_statuses(rows: list[tuple[int, Outcome]]) -> None:
             ["state", "revision", "message", "updated_at"],
         )
         return
+    document = json.dumps([[pk, o.state, o.revision, o.message] for pk, o in rows])
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {_STATUS_TABLE} AS t SET state = u.st, revision = u.r, message = u.m, updated_at = %s "
-            "FROM unnest(%s::bigint[], %s::text[], %s::integer[], %s::text[]) AS u(id, st, r, m) WHERE t.id = u.id",
-            [
-                now,
-                [pk for pk, _ in rows],
-                [o.state for _, o in rows],
-                [o.revision for _, o in rows],
-                [o.message for _, o in rows],
-            ],
+            f"UPDATE {_STATUS_TABLE} AS t SET (state, revision, message, updated_at) = ({_STATUS_VALUES}) "
+            "FROM json_array_elements(%s::json) AS item WHERE t.id = (item->>0)::bigint",
+            [now, document],
         )
 
 

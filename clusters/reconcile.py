@@ -61,19 +61,24 @@ class DesiredService:
     # The revision's stored rendering (`services.rendering.render_revision`): its block with plain hosts, that
     # block's digest and its Secret's digest. Empty when the revision predates them: rendered here instead.
     block: dict[str, Any] | None = field(default=None, compare=False)
-    block_json: str = field(default="", compare=False)  # the same block as JSON text, decoded when planned
     block_digest: str = ""
     secret_digest: str = ""
     # When the service was created (seconds since the epoch): the newest services give way first to the size
     # limit, so a team changing a service it has long had keeps its place.
     created: float = 0.0
     revision_pk: int | None = None
+    # The block brings its own certificate and key: the portal writes its Secret.
+    owns_secret: bool = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # Asked several times per block while planning: worked out once (`dataclasses.replace` makes a new one).
+        owns = "tls_secret" in (self.spec.get("tls_options") or {}) and bool(self.material or self.secret_digest)
+        object.__setattr__(self, "owns_secret", owns)
 
     def server(self, settings: GatewaySettings) -> dict[str, Any]:
-        block = self.block if self.block is not None else json.loads(self.block_json) if self.block_json else None
-        if block is None:
+        if self.block is None:
             return render_server(self.spec, settings)
-        return scoped_server(block, self.spec, settings)
+        return scoped_server(self.block, self.spec, settings)
 
 
 @dataclass(frozen=True)
@@ -273,11 +278,15 @@ def plan_gateway(
     names = sorted(managed)
     merged = _merged_gateway(live, servers, names)
 
+    applied: dict[int, Outcome] = {}  # one per revision number: an Outcome is immutable, thousands share a few
     for item, _ in accepted:
         op = _secret_op(item, settings, facts)
         if op:
             secret_ops.append(op)
-        outcomes[item.service_id] = Outcome(State.APPLIED, "", item.revision)
+        outcome = applied.get(item.revision)
+        if outcome is None:
+            outcome = applied[item.revision] = Outcome(State.APPLIED, "", item.revision)
+        outcomes[item.service_id] = outcome
 
     wanted_secrets = {_secret_key_str(item, settings) for item, _ in accepted if _owns_secret(item)}
     record = {key: value for key, value in facts.recorded_secrets.items() if key in wanted_secrets}
@@ -411,7 +420,7 @@ def _fit_size(
 
 
 def _owns_secret(item: DesiredService) -> bool:
-    return "tls_secret" in (item.spec.get("tls_options") or {}) and bool(item.material or item.secret_digest)
+    return item.owns_secret
 
 
 def wants_material(item: DesiredService) -> bool:

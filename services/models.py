@@ -346,7 +346,9 @@ class GatewayServiceRevision(models.Model):
 class GatewayServiceStatus(models.Model):
     """Where a service stands on one cluster's gateway."""
 
-    service = models.ForeignKey(GatewayService, on_delete=models.CASCADE, related_name="statuses")
+    # No index of its own: the unique constraint's index (service, cluster) serves look-ups by service, and a
+    # reconcile writing thousands of statuses maintains one index fewer.
+    service = models.ForeignKey(GatewayService, on_delete=models.CASCADE, related_name="statuses", db_index=False)
     cluster = models.ForeignKey("clusters.Cluster", on_delete=models.CASCADE, related_name="service_statuses")
     traffic_type = models.CharField(max_length=7, choices=TrafficType.choices)
     state = models.CharField(max_length=20, choices=State.choices, default=State.PENDING)

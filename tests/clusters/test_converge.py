@@ -338,3 +338,43 @@ def test_a_gateway_converges_on_sqlite_as_the_embedded_demo_runs_it(tmp_path):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == "True True True [('plain', 'applied', 2), ('shop', 'applied', 1)]"
+
+
+@pytest.mark.parametrize("gated", [False, True])
+def test_what_a_reconcile_read_is_freed_when_it_returns_without_the_cyclic_collector(kubesim, gated):
+    """A reconcile pauses the cyclic collector. Had anything it called kept an exception with its traceback, the
+    frames on it would keep every block, spec and plan of the reconcile alive until the next collection, which then
+    walks all of them (tens of milliseconds at 5,000 blocks); with JSON paths given as `spec__key` lookups, Django's
+    path resolution did exactly that."""
+    import gc
+
+    from clusters.desired import Desired
+    from clusters.reconcile import DesiredService
+
+    cluster = sim_cluster(kubesim, "c1", requires_approval=gated)
+    for index in range(3):
+        make_service(f"s{index}", clusters=["c1"])
+
+    def alive() -> list[object]:
+        return [o for o in gc.get_objects() if isinstance(o, Desired | DesiredService)]
+
+    def reconcile() -> tuple[object, list[object]]:
+        gc.collect()
+        assert alive() == []
+        gc.disable()
+        try:
+            plan = gateway_converge(cluster_id=cluster.pk, traffic_type="ingress")
+            return plan, alive()
+        finally:
+            gc.enable()
+
+    first, left = reconcile()
+    assert sum(o.state == "applied" for o in first.outcomes.values()) == 3
+    assert left == []
+    tls_service("s-tls", clusters=["c1"])  # a change: the specs are read by revision id, a Secret is written
+    change, left = reconcile()
+    assert change.gateway is not None and len(change.added) == 1
+    assert left == []
+    idle, left = reconcile()
+    assert idle.gateway is None
+    assert left == []
