@@ -549,6 +549,7 @@ def render(results: dict[str, Any]) -> str:
 
     ratio = [run["list"]["p50"] / run["healthz"]["p50"] for run in runs]
     loads = ", ".join(f"{run['load']:.1f}" for run in runs)
+    machines = ", ".join(f"{run['machine_ms']:.1f}" for run in runs)
     lines = [
         "",
         f"## API under {CLIENTS} concurrent clients (gunicorn on Postgres)",
@@ -561,7 +562,9 @@ def render(results: dict[str, Any]) -> str:
         f"all {SERVICES:,} use (validated, quota- and conflict-checked, audited, a reconcile enqueued); the team's",
         "quotas and `GATEWAY_BYTE_BUDGET` are raised so that these creates are accepted on the over-full Gateway.",
         "`/healthz` is a bare Django `JsonResponse`, measured in the same run; the ratios are taken run by run.",
-        f"Load average (1 min) at the start of each run: {loads}.",
+        f"Load average (1 min) at the start of each run: {loads}. Machine speed at the start of each run (the "
+        "milliseconds of `tests.bench.machine_ms`'s fixed workload; lower is faster, about 9 ms on a fast phase of "
+        f"this shared machine): {machines}."
         "",
         "| measure | min | median | max | goal | met in every run |",
         "| --- | --- | --- | --- | --- | --- |",
@@ -618,6 +621,7 @@ def main() -> None:
     from django.core.management import call_command
 
     from gatewayportal.celery import app
+    from tests.bench import machine_ms  # after setup: importing tests.bench leaves these settings alone
     from tests.faults.helpers import free_port
 
     call_command("migrate", verbosity=0)
@@ -637,7 +641,7 @@ def main() -> None:
     try:
         load(port, token, "healthz")  # every gunicorn worker has answered once before anything is measured
         for _ in range(RUNS):
-            run: dict[str, Any] = {"load": os.getloadavg()[0]}
+            run: dict[str, Any] = {"load": os.getloadavg()[0], "machine_ms": machine_ms()}
             for kind in ("healthz", "list", "create"):
                 run[kind] = load(port, token, kind)
                 print(kind, run[kind], flush=True)
