@@ -90,9 +90,14 @@ class Desired:
 
 
 def decode_texts(texts: list[str | None]) -> list[Any]:
-    """JSON texts as read from the database (None for SQL NULL), decoded in one call: one array of them all is
-    parsed in C, where a call per text costs as much again in Python (thousands of specs and blocks)."""
-    return json.loads("[" + ",".join("null" if text is None else text for text in texts) + "]")
+    """JSON texts as read from the database (None for SQL NULL, and "" as before for no value), decoded in one
+    call: one array of them all is parsed in C, where a call per text costs as much again in Python (thousands of
+    specs and blocks). Each text holds one JSON value (the databases store only valid JSON); should one ever hold
+    more, the values would no longer line up with their texts, so that is refused rather than decoded."""
+    decoded = json.loads("[" + ",".join(text or "null" for text in texts) + "]")
+    if len(decoded) != len(texts):
+        raise ValueError(f"{len(texts)} JSON texts decoded as {len(decoded)} values; a text holds more than one")
+    return decoded
 
 
 def _revision_texts(pks: list[int]) -> dict[int, Texts]:

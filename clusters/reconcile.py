@@ -57,7 +57,7 @@ class DesiredService:
     team: str
     revision: int
     spec: dict[str, Any]
-    material: dict[str, Any] | None = None
+    material: dict[str, Any] | None = field(default=None, repr=False)  # the private key: never in a repr or a log
     # The revision's stored rendering (`services.rendering.render_revision`): its block with plain hosts, that
     # block's digest and its Secret's digest. Empty when the revision predates them: rendered here instead.
     block: dict[str, Any] | None = field(default=None, compare=False)

@@ -24,16 +24,11 @@ def on_starting(server) -> None:
 
 
 def post_worker_init(worker) -> None:
-    """Each worker imports the views before its first request and connects to the broker beside it
-    (gatewayportal.warmup), then moves what it has loaded out of the cyclic collector's way (`gc.freeze`): Django,
-    DRF and the app's modules (about 150,000 objects) live as long as the worker, and each full collection would
-    walk all of them again. Measured in docs/benchmarks.md (API section)."""
-    import gc
-
+    """Each worker imports the views before its first request, moves what it has loaded out of the cyclic
+    collector's way, and connects to the broker beside it (gatewayportal.warmup)."""
     from gatewayportal.warmup import warm_up
 
-    warm_up()
-    gc.freeze()
+    warm_up(freeze=True)
 
 
 def child_exit(server, worker) -> None:

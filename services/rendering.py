@@ -105,7 +105,10 @@ def render_server(spec: dict[str, Any], settings: GatewaySettings) -> dict[str, 
 
 
 def scoped_server(block: dict[str, Any], spec: dict[str, Any], settings: GatewaySettings) -> dict[str, Any]:
-    """A stored plain-hosts block (`render_revision`) as this cluster writes it: the one per-cluster transform."""
+    """A stored plain-hosts block (`render_revision`) as this cluster writes it: the one per-cluster transform.
+
+    Without scoping it is the stored block itself, shared by every plan made from the same desired state: callers
+    must not change it."""
     if not settings.namespace_scoped_hosts:
         return block
     return {**block, "hosts": [f"{spec['namespace']}/{host}" for host in block["hosts"]]}

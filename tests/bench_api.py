@@ -564,7 +564,7 @@ def render(results: dict[str, Any]) -> str:
         "`/healthz` is a bare Django `JsonResponse`, measured in the same run; the ratios are taken run by run.",
         f"Load average (1 min) at the start of each run: {loads}. Machine speed at the start of each run (the "
         "milliseconds of `tests.bench.machine_ms`'s fixed workload; lower is faster, about 9 ms on a fast phase of "
-        f"this shared machine): {machines}."
+        f"this shared machine): {machines}.",
         "",
         "| measure | min | median | max | goal | met in every run |",
         "| --- | --- | --- | --- | --- | --- |",

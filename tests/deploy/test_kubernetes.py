@@ -190,20 +190,16 @@ def test_gunicorn_config_clears_stale_metric_files_on_start(tmp_path, monkeypatc
     assert config["bind"] == "0.0.0.0:8000"
 
 
-def test_gunicorn_workers_warm_up_then_freeze_what_they_loaded(monkeypatch):
-    import gc
-
+def test_gunicorn_workers_warm_up_and_freeze_what_they_loaded(monkeypatch):
     from gatewayportal import warmup
 
     calls = []
-    monkeypatch.setattr(warmup, "warm_up", lambda: calls.append("warm_up"))
-    monkeypatch.setattr(gc, "freeze", lambda: calls.append("freeze"))
+    monkeypatch.setattr(warmup, "warm_up", lambda **kwargs: calls.append(kwargs))
     config = runpy.run_path(str(DEPLOY / "gunicorn.conf.py"))
 
     config["post_worker_init"](worker=None)
 
-    # Frozen after the warm-up: the views it imports live as long as the worker too.
-    assert calls == ["warm_up", "freeze"]
+    assert calls == [{"freeze": True}]
 
 
 def test_worker_metrics_sidecar_refuses_to_start_without_the_directory(monkeypatch):

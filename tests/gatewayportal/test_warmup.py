@@ -37,3 +37,18 @@ def test_eager_tasks_need_no_broker(settings, monkeypatch):
     settings.CELERY_TASK_ALWAYS_EAGER = True
     monkeypatch.setattr(app, "producer_or_acquire", None)  # would fail if called
     assert warmup.warm_up() is None
+
+
+def test_a_web_worker_freezes_what_it_loaded_after_the_imports_and_before_the_broker(settings, monkeypatch):
+    import gc
+
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    calls = []
+    monkeypatch.setattr(gc, "collect", lambda *args: calls.append("collect"))
+    monkeypatch.setattr(gc, "freeze", lambda: calls.append("freeze"))
+    monkeypatch.setattr(warmup, "_connect_broker", lambda: calls.append("broker"))
+
+    warmup.warm_up(freeze=True).join(30)
+    warmup.warm_up().join(30)  # not a web worker: nothing frozen
+
+    assert calls == ["collect", "freeze", "broker", "broker"]
