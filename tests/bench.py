@@ -813,8 +813,9 @@ def render(results: dict[str, Any]) -> str:
     lines += [
         "",
         "Machine: the milliseconds a fixed pure-Python workload took just before the row was measured "
-        "(`tests.bench.machine_ms`; lower is faster). This shared virtual machine swings between about 9 and 17 ms",
-        "on it within a minute, and every timing above swings with it.",
+        "(`tests.bench.machine_ms`; lower is faster). On this shared virtual machine it is about 9 ms on a fast",
+        "phase with nothing else running, 15-17 ms on a slow phase (the two alternate within a minute), and more while",
+        "other processes (the worker, Postgres's autovacuum) are busy; every timing beside it moves with it.",
         "",
     ]
     return "\n".join(lines)
