@@ -9,13 +9,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.db import connections, transaction
+from django.db import transaction
 from django.db.models import Max, Q, QuerySet
 from django.utils import timezone
 
 from audit.actions import audit_record, diff
 from clusters.enqueue import request_reconcile
 from clusters.models import Cluster
+from gatewayportal.compiled import Statement
 from gatewayportal.exceptions import DomainError, PreconditionFailed
 from gatewayportal.locks import advisory_xact_lock
 from services import certificates, conflicts, quotas, rendering, specs, tallies, validation
@@ -442,16 +443,10 @@ class CheckStatement:
             .order_by()
             .values_list(*CHECK_COLUMNS)
         )
-        # What evaluating `found` does (Django's values_list iteration), in two steps: the SQL now, the rows later.
-        self.using = found.db
-        self.compiler = found.query.get_compiler(using=self.using)
-        self.sql, self.params = self.compiler.as_sql()
+        self.statement = Statement(found)  # the SQL now, the rows when sent
 
     def send(self) -> tuple[list[Any], list[Any]]:
-        with connections[self.using].cursor() as cursor:
-            cursor.execute(self.sql, self.params)
-            fetched = cursor.fetchall()
-        rows = list(map(CheckRow._make, self.compiler.results_iter(results=[fetched])))
+        rows = list(map(CheckRow._make, self.statement.rows()))
         traffic_type = self.spec["traffic_type"]
         candidates = [r for r in rows if r.traffic_type == traffic_type and r.deleting_at is None]
         same = [r for r in rows if f"{r.name}-{r.namespace}" == self.joined] if self.names else []
