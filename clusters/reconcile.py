@@ -27,7 +27,7 @@ from typing import Any
 
 from services import certificates
 from services.choices import State
-from services.listeners import Clash, Listener, ListenerIndex, read_listener
+from services.listeners import Clash, Listener, ListenerIndex, is_mapping, read_listener
 from services.rendering import (
     MANAGED_BY,
     MANAGED_BY_LABEL,
@@ -148,9 +148,8 @@ def managed_names(gateway: Mapping[str, Any]) -> list[str]:
 
 
 def server_name(server: Mapping[str, Any]) -> str:
-    # `isinstance(…, dict)` first: checking against the Mapping ABC costs several times more, thousands of times.
-    port = server.get("port") if isinstance(server, dict) or isinstance(server, Mapping) else None
-    return str(port.get("name", "")) if isinstance(port, dict) or isinstance(port, Mapping) else ""
+    port = server.get("port") if is_mapping(server) else None
+    return str(port.get("name", "")) if is_mapping(port) else ""
 
 
 def split_servers(
@@ -260,7 +259,7 @@ def plan_gateway(
             outcomes[item.service_id] = Outcome(State.REJECTED, reason or problem, item.revision, recheck=bool(problem))
             continue
         index.add(server, _describe_service(item.spec))
-        if _owns_secret(item):
+        if item.owns_secret:
             claimed[_secret_key(item, settings)] = _describe_service(item.spec)
         accepted.append((item, server))
 
@@ -288,7 +287,7 @@ def plan_gateway(
             outcome = applied[item.revision] = Outcome(State.APPLIED, "", item.revision)
         outcomes[item.service_id] = outcome
 
-    wanted_secrets = {_secret_key_str(item, settings) for item, _ in accepted if _owns_secret(item)}
+    wanted_secrets = {_secret_key_str(item, settings) for item, _ in accepted if item.owns_secret}
     record = {key: value for key, value in facts.recorded_secrets.items() if key in wanted_secrets}
     for op in secret_ops:
         record[op.key] = {"digest": op.digest, "service": op.service_id}
@@ -419,10 +418,6 @@ def _fit_size(
 # --- Secrets --------------------------------------------------------------------------------------------------------
 
 
-def _owns_secret(item: DesiredService) -> bool:
-    return item.owns_secret
-
-
 def wants_material(item: DesiredService) -> bool:
     """A `tls_secret` block whose private key was not loaded and whose Secret digest is not stored either."""
     return "tls_secret" in (item.spec.get("tls_options") or {}) and not item.material and not item.secret_digest
@@ -466,7 +461,7 @@ def reads_needed(
         tls_options = item.spec.get("tls_options") or {}
         if "tls_secret_ref" in tls_options:
             secrets.append((settings.secret_namespace, tls_options["tls_secret_ref"]["secret_name"]))
-        elif _owns_secret(item):
+        elif item.owns_secret:
             key = _secret_key(item, settings)
             recorded = recorded_secrets.get(f"{key[0]}/{key[1]}", {})
             if verify_all or recorded.get("digest") != _wanted_secret_digest(item, settings):
@@ -477,7 +472,7 @@ def reads_needed(
 
 
 def _secret_claimed(item: DesiredService, settings: GatewaySettings, claimed: Mapping[SecretKey, str]) -> str | None:
-    if not _owns_secret(item):
+    if not item.owns_secret:
         return None
     key = _secret_key(item, settings)
     if key in claimed:
@@ -489,7 +484,7 @@ def _secret_problem(item: DesiredService, settings: GatewaySettings, facts: Fact
     tls_options = item.spec.get("tls_options") or {}
     if "tls_secret_ref" in tls_options:
         return _referenced_secret_problem(tls_options["tls_secret_ref"]["secret_name"], settings, facts)
-    if not _owns_secret(item):
+    if not item.owns_secret:
         return None
     namespace, name = _secret_key(item, settings)
     if facts.namespaces.get(namespace) is False:
@@ -516,7 +511,7 @@ def _referenced_secret_problem(name: str, settings: GatewaySettings, facts: Fact
 
 
 def _secret_op(item: DesiredService, settings: GatewaySettings, facts: Facts) -> SecretOp | None:
-    if not _owns_secret(item):
+    if not item.owns_secret:
         return None
     namespace, name = _secret_key(item, settings)
     if (namespace, name) not in facts.secrets:
