@@ -1,25 +1,32 @@
 """Reads compiled once: the ORM writes a query's SQL the first time it runs; later runs send that SQL with their
 own values, and the ORM's converters read the rows as the queryset would.
 
-For the one or two reads of every API request (the token check, the list's versions), where building and
-compiling the queryset took several times the database's answer. The queryset stays the one definition of the
-read; only the values named as parameters change between runs, so they must be plain scalars, each compiled to one
-SQL parameter as it is (no lists: an IN's length is compiled in).
+For the reads of every API request (the token check, the list's versions) and of every create (its conflict and
+name check), where building and compiling the queryset took several times the database's answer. The queryset
+stays the one definition of the read; only the values named as parameters change between runs, so they must be
+plain scalars (text, integers, UUIDs), each compiled to one SQL parameter as it is or as a `startswith` pattern
+(no lists: an IN's length is compiled in, so a read of a list compiles once per length, a parameter per item).
 """
 
 from __future__ import annotations
 
 import secrets
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 from django.db import connections
 from django.db.models import QuerySet
 
+# A value no real one is, for each parameter, of its type. Integers stay within every integer column's range: Django
+# compiles a look-up by an out-of-range value as "no rows", leaving no parameter to fill.
 _KINDS: dict[type, Callable[[int], Any]] = {
     str: lambda n: f"compiled-parameter-{n}-{secrets.token_hex(8)}",
-    int: lambda n: -(2**62) - n,
+    int: lambda n: 2_147_000_000 + n,
+    uuid.UUID: lambda n: uuid.UUID(int=secrets.randbits(128)),
 }
+# How a run's value fills a slot: as it is, or as the pattern of a `startswith` look-up (escaped as Django does).
+AS_IS, PREFIX = "as is", "prefix"
 
 
 class Statement:
@@ -48,18 +55,33 @@ class CompiledRead:
         self._compiled: dict[str, tuple[Statement, list[str | None]]] = {}
 
     def rows(self, using: str = "default", **values: Any) -> list[tuple]:
-        statement, slots = self._compiled.get(using) or self._compile(using)
+        statement, slots = self.compiled(using)
+        like = connections[using].ops.prep_for_like_query
         params = tuple(
-            param if slot is None else values[slot] for param, slot in zip(statement.params, slots, strict=True)
+            param if slot is None else values[slot[0]] if slot[1] == AS_IS else f"{like(values[slot[0]])}%"
+            for param, slot in zip(statement.params, slots, strict=True)
         )
         return statement.rows(params)
 
-    def _compile(self, using: str) -> tuple[Statement, list[str | None]]:
+    def compiled(self, using: str = "default") -> tuple[Statement, list[tuple[str, str] | None]]:
+        """The statement and where each parameter goes in it, compiled at the first call (for `using`)."""
+        return self._compiled.get(using) or self._compile(using)
+
+    def _compile(self, using: str) -> tuple[Statement, list[tuple[str, str] | None]]:
         markers = {name: _KINDS[kind](n) for n, (name, kind) in enumerate(self.parameters.items())}
         statement = Statement(self.build(**markers), using)
         named = {marker: name for name, marker in markers.items()}
-        slots = [named.get(param) if isinstance(param, str | int) else None for param in statement.params]
-        if sorted(filter(None, slots)) != sorted(self.parameters):
+        slots = [_slot(param, named) for param in statement.params]
+        if {slot[0] for slot in slots if slot} != set(self.parameters):
             raise ValueError(f"each parameter must be one SQL parameter as it is: {sorted(self.parameters)}")
         self._compiled[using] = compiled = (statement, slots)
         return compiled
+
+
+def _slot(param: Any, named: dict[Any, str]) -> tuple[str, str] | None:
+    """(the parameter `param` stands for, how it is filled), or None for a value the queryset itself holds."""
+    if isinstance(param, str | int | uuid.UUID) and param in named:
+        return named[param], AS_IS
+    if isinstance(param, str) and param.endswith("%") and param[:-1] in named:
+        return named[param[:-1]], PREFIX
+    return None

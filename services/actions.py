@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import functools
+import uuid
 from collections import namedtuple
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -16,7 +18,7 @@ from django.utils import timezone
 from audit.actions import audit_record, diff
 from clusters.enqueue import request_reconcile
 from clusters.models import Cluster
-from gatewayportal.compiled import Statement
+from gatewayportal.compiled import CompiledRead
 from gatewayportal.exceptions import DomainError, PreconditionFailed
 from gatewayportal.locks import advisory_xact_lock
 from services import certificates, conflicts, quotas, rendering, specs, tallies, validation
@@ -425,32 +427,71 @@ CheckRow = namedtuple("CheckRow", CHECK_COLUMNS)
 
 
 class CheckStatement:
-    """`_check_rows`' statement, built and compiled when made, sent (and its rows sorted) by `send`. A create makes
-    it before it takes the port lock and sends it under the lock, so that other writers on the port do not wait
-    while Django builds the SQL (which takes as long as the round trip itself)."""
+    """`_check_rows`' statement, made ready when made and sent (and its rows sorted) by `send`. A create makes it
+    before it takes the port lock and sends it under the lock, so that other writers on the port do not wait while
+    the SQL is written.
+
+    The SQL is written once per shape (`_check_read`: which branches, how many host keys and name splits), by the
+    ORM from the querysets below, and sent again with each check's own values: building and compiling the union
+    took longer than the database's answer, on every create."""
 
     def __init__(self, spec: dict[str, Any], exclude_service_id: Any, *, names: bool = True) -> None:
         self.spec, self.names = spec, names
         self.joined = f"{spec['name']}-{spec['namespace']}"
-        # The look-ups find ids only; the rows are joined once, around them (half the planning of joining each).
-        ids = GatewayService.objects.order_by().values_list("pk")
-        live = ids.filter(traffic_type=spec["traffic_type"], deleting_at__isnull=True)
-        branches = conflict_candidates(spec, live) + ([ids.filter(_splits(self.joined))] if names else [])
-        union = branches[0].union(*branches[1:], all=True) if len(branches) > 1 else branches[0]
-        found = (
-            GatewayService.objects.filter(pk__in=union)
-            .exclude(pk=exclude_service_id)
-            .order_by()
-            .values_list(*CHECK_COLUMNS)
-        )
-        self.statement = Statement(found)  # the SQL now, the rows when sent
+        kind, hosts, prefixes = _candidate_keys(spec)
+        pairs = _pairs(self.joined) if names else []
+        values: dict[str, Any] = {"traffic_type": spec["traffic_type"], "port": spec["port"]}
+        values.update((f"host_{i}", host) for i, host in enumerate(hosts))
+        values.update((f"under_{i}", prefix) for i, prefix in enumerate(prefixes))
+        for i, (name, namespace) in enumerate(pairs):
+            values[f"name_{i}"], values[f"namespace_{i}"] = name, namespace
+        if exclude_service_id is not None:
+            values["exclude"] = uuid.UUID(str(exclude_service_id))
+        self.read = _check_read(kind, len(hosts), len(prefixes), len(pairs) if names else None, "exclude" in values)
+        self.read.compiled()  # the SQL now (the first time this shape is read), the rows when sent
+        self.values = values
 
     def send(self) -> tuple[list[Any], list[Any]]:
-        rows = list(map(CheckRow._make, self.statement.rows()))
+        rows = list(map(CheckRow._make, self.read.rows(**self.values)))
         traffic_type = self.spec["traffic_type"]
         candidates = [r for r in rows if r.traffic_type == traffic_type and r.deleting_at is None]
         same = [r for r in rows if f"{r.name}-{r.namespace}" == self.joined] if self.names else []
         return candidates, same
+
+
+@functools.lru_cache(maxsize=128)
+def _check_read(kind: str, hosts: int, prefixes: int, pairs: int | None, excluding: bool) -> CompiledRead:
+    """The check's read for one shape: `kind` of candidate look-ups (`_candidate_keys`) with `hosts` names and
+    `prefixes` reversed domains, `pairs` name splits (None: no name check), and whether a service is left out."""
+    parameters: dict[str, type] = {"traffic_type": str, "port": int}
+    parameters |= {f"host_{i}": str for i in range(hosts)} | {f"under_{i}": str for i in range(prefixes)}
+    for i in range(pairs or 0):
+        parameters[f"name_{i}"] = parameters[f"namespace_{i}"] = str
+    if excluding:
+        parameters["exclude"] = uuid.UUID
+
+    def build(**values: Any) -> QuerySet:
+        # The look-ups find ids only; the rows are joined once, around them (half the planning of joining each).
+        ids = GatewayService.objects.order_by().values_list("pk")
+        live = ids.filter(traffic_type=values["traffic_type"], deleting_at__isnull=True)
+        branches = _candidate_branches(
+            live,
+            kind=kind,
+            port=values["port"],
+            hosts=[values[f"host_{i}"] for i in range(hosts)],
+            prefixes=[values[f"under_{i}"] for i in range(prefixes)],
+        )
+        if pairs is not None:
+            branches.append(
+                ids.filter(_any_pair([(values[f"name_{i}"], values[f"namespace_{i}"]) for i in range(pairs)]))
+            )
+        union = branches[0].union(*branches[1:], all=True) if len(branches) > 1 else branches[0]
+        found = GatewayService.objects.filter(pk__in=union)
+        if excluding:
+            found = found.exclude(pk=values["exclude"])
+        return found.order_by().values_list(*CHECK_COLUMNS)
+
+    return CompiledRead(build, **parameters)
 
 
 def conflict_candidates(spec: dict[str, Any], services: QuerySet) -> list[QuerySet]:
@@ -464,34 +505,60 @@ def conflict_candidates(spec: dict[str, Any], services: QuerySet) -> list[QueryS
     revision is not its current one (`awaiting_decision`, indexed; there are few), whose approved revision's port
     is checked in Python by the caller.
     """
-    port = spec["port"]
-    pending = Q(awaiting_decision=True)
+    kind, hosts, prefixes = _candidate_keys(spec)
+    return _candidate_branches(services, kind=kind, port=spec["port"], hosts=hosts, prefixes=prefixes)
+
+
+def _candidate_keys(spec: dict[str, Any]) -> tuple[str, list[str], list[str]]:
+    """How `conflict_candidates` looks `spec`'s rivals up: ("tls", "http" or "port": every service on the port),
+    the stored hosts to look up by name, and the reversed domains whose hosts to look up by prefix."""
     if spec.get("mode"):
-        incompatible = Q(port=port, mode="")
+        kind = "tls"
     elif spec["protocol"] in validation.PORTAL_HTTP_FAMILY:
-        # `mode > ''`: a TLS mode is set (never NULL), in a form the (port, mode) index serves.
-        incompatible = Q(port=port, mode__gt="") | Q(port=port, protocol__in=NOT_HTTP)
+        kind = "http"
     else:
-        return [services.filter(Q(port=port) | pending)]
+        return "port", [], []
     keys = validation.stored_overlap_keys(spec["hosts"])
     if keys is None:
-        return [services.filter(Q(port=port) | pending)]
+        return "port", [], []
     names, suffixes = keys
     # Stored hosts equal to a name, or under a suffix: a prefix of the reversed host, which the index serves.
-    lookup = Q(indexed_hosts__host__in=sorted(names))
-    for suffix in sorted(suffixes):
-        lookup |= Q(indexed_hosts__reversed_host__startswith=("." + suffix)[::-1])
+    return kind, sorted(names), [("." + suffix)[::-1] for suffix in sorted(suffixes)]
+
+
+def _candidate_branches(
+    services: QuerySet, *, kind: str, port: Any, hosts: list[Any], prefixes: list[Any]
+) -> list[QuerySet]:
+    pending = Q(awaiting_decision=True)
+    if kind == "port":
+        return [services.filter(Q(port=port) | pending)]
+    if kind == "tls":
+        incompatible = Q(port=port, mode="")
+    else:
+        # `mode > ''`: a TLS mode is set (never NULL), in a form the (port, mode) index serves.
+        incompatible = Q(port=port, mode__gt="") | Q(port=port, protocol__in=NOT_HTTP)
+    lookup = Q(indexed_hosts__host__in=hosts)
+    for prefix in prefixes:
+        lookup |= Q(indexed_hosts__reversed_host__startswith=prefix)
     return [services.filter(incompatible | pending), services.filter(lookup, port=port)]
 
 
 def _splits(joined: str) -> Q | None:
     """Every (name, namespace) whose `<name>-<namespace>` is `joined`: exact look-ups on the unique index (None when
     there is no such pair)."""
+    return _any_pair(_pairs(joined))
+
+
+def _pairs(joined: str) -> list[tuple[str, str]]:
+    """Every (name, namespace) that joins with '-' as `joined`."""
+    return [(joined[:i], joined[i + 1 :]) for i, char in enumerate(joined) if char == "-"]
+
+
+def _any_pair(pairs: list[tuple[Any, Any]]) -> Q | None:
     found = None
-    for i, char in enumerate(joined):
-        if char == "-":
-            pair = Q(name=joined[:i], namespace=joined[i + 1 :])
-            found = pair if found is None else found | pair
+    for name, namespace in pairs:
+        pair = Q(name=name, namespace=namespace)
+        found = pair if found is None else found | pair
     return found
 
 

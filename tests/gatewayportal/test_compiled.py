@@ -27,3 +27,39 @@ def test_a_parameter_the_orm_does_not_send_as_it_is_is_refused():
     read = CompiledRead(lambda username: by_name(username.upper()), username=str)
     with pytest.raises(ValueError, match="one SQL parameter"):
         read.rows(username="alice")
+
+
+def by_prefix(prefix: str, excluded):
+    """A parameter used twice (once as a `startswith` pattern), and a UUID."""
+    from services.models import GatewayServiceHost
+
+    return (
+        GatewayServiceHost.objects.filter(reversed_host__startswith=prefix)
+        .exclude(service_id=excluded)
+        .exclude(host=prefix)
+        .order_by("host")
+        .values_list("host", flat=False)
+    )
+
+
+def test_a_startswith_pattern_is_escaped_as_the_orm_escapes_it_and_a_uuid_is_a_parameter():
+    import uuid
+
+    from services.models import GatewayService, GatewayServiceHost
+    from tests.factories import make_team
+
+    team = make_team("payments")
+    first, second = (
+        GatewayService.objects.create(name=name, team=team, namespace="payments", traffic_type="ingress")
+        for name in ("first", "second")
+    )
+    GatewayServiceHost.objects.all().delete()
+    for service, host in ((first, "moc.elpmaxe.a"), (second, "moc.elpmaxe.b"), (second, "moc.elp_axe.c")):
+        GatewayServiceHost.objects.create(service=service, host=host, reversed_host=host)
+    read = CompiledRead(by_prefix, prefix=str, excluded=uuid.UUID)
+    nobody = uuid.uuid4()
+    runs = (("moc.elpmaxe.", nobody), ("moc.elpmaxe.", first.pk), ("moc.elp_", nobody), ("%", nobody))
+    for prefix, excluded in runs:
+        assert read.rows(prefix=prefix, excluded=excluded) == list(by_prefix(prefix, excluded)), prefix
+    assert read.rows(prefix="moc.elp_", excluded=nobody) == [("moc.elp_axe.c",)]  # `_` is no wildcard
+    assert read.rows(prefix="%", excluded=nobody) == []

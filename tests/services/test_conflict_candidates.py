@@ -7,7 +7,7 @@ import itertools
 import pytest
 
 from services import conflicts
-from services.actions import conflict_candidates
+from services.actions import CheckStatement, conflict_candidates
 from services.models import GatewayService, GatewayServiceRevision
 from tests.factories import make_team, service_spec
 
@@ -45,9 +45,13 @@ def store(team, index: int, hosts: list[str], protocol: str, mode: str | None) -
 
 
 def candidates(spec: dict) -> set[str]:
-    """The services the pre-filter keeps (its index look-ups read as one union, as the checks read them)."""
+    """The services the pre-filter keeps, as the checks read them: one statement written once per shape of spec
+    (`CheckStatement`) and sent with this spec's values, which finds what the look-ups find as querysets."""
     branches = conflict_candidates(spec, GatewayService.objects.order_by().values_list("pk", flat=True))
-    return {str(pk) for pk in branches[0].union(*branches[1:], all=True)}
+    found = {str(pk) for pk in branches[0].union(*branches[1:], all=True)}
+    kept, _ = CheckStatement(spec, exclude_service_id=None, names=False).send()
+    assert {str(row.pk) for row in kept} == found
+    return found
 
 
 def claim(service_id: str, team: str, spec: dict) -> conflicts.Claim:
