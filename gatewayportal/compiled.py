@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.db import connections
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 
 # A value no real one is, for each parameter, of its type. Integers stay within every integer column's range: Django
 # compiles a look-up by an out-of-range value as "no rows", leaving no parameter to fill.
@@ -85,3 +85,16 @@ def _slot(param: Any, named: dict[Any, str]) -> tuple[str, str] | None:
     if isinstance(param, str) and param.endswith("%") and param[:-1] in named:
         return named[param[:-1]], PREFIX
     return None
+
+
+class CompiledModelRead:
+    """A `CompiledRead` of model instances: `build(**parameters)` returns a queryset of `model` (ordered, filtered,
+    locked as the caller needs); its `fields` (attribute names, the primary key first) are read, the others
+    deferred, as `only` would leave them, and each row becomes an instance as the ORM makes one (`Model.from_db`)."""
+
+    def __init__(self, model: type[Model], fields: tuple[str, ...], build: Callable[..., QuerySet], **parameters: type):
+        self.model, self.fields = model, list(fields)
+        self.read = CompiledRead(lambda **values: build(**values).values_list(*fields), **parameters)
+
+    def instances(self, using: str = "default", **values: Any) -> list[Model]:
+        return [self.model.from_db(using, self.fields, row) for row in self.read.rows(using, **values)]

@@ -18,7 +18,7 @@ from django.utils import timezone
 from audit.actions import audit_record, diff
 from clusters.enqueue import request_reconcile
 from clusters.models import Cluster
-from gatewayportal.compiled import CompiledRead
+from gatewayportal.compiled import CompiledModelRead, CompiledRead
 from gatewayportal.exceptions import DomainError, PreconditionFailed
 from gatewayportal.locks import advisory_xact_lock
 from services import certificates, conflicts, quotas, rendering, specs, tallies, validation
@@ -161,7 +161,7 @@ def _prepare(*, team: Team, spec: dict[str, Any], material: dict[str, Any] | Non
             spec["tls_options"]["tls_secret"] = {"sha256_fingerprint": certificate["sha256_fingerprint"]}
             warnings.extend(check.warnings)
 
-    clusters = list(Cluster.objects.only(*CLUSTER_FIELDS))
+    clusters = write_clusters()
     usable = allowed_for(clusters, names=team.allowed_clusters, selector=team.allowed_cluster_selector)
     _merge(errors, _cluster_errors(team, spec, clusters, usable))
     _merge(errors, _secret_reference_errors(team, spec, is_platform=is_platform))
@@ -224,7 +224,7 @@ def _check_quotas(*, team: Team, checked: Checked, before: Specs | None) -> dict
     A change that adds no hosts, no bytes and no cluster is always allowed, even over a quota lowered since.
     """
     spec = checked.spec
-    team = Team.objects.select_for_update().only(*QUOTA_FIELDS).get(pk=team.pk)
+    team = _quota_team(team.pk)
     errors: dict[str, Any] = {}
     if before is None:
         # A statement of its own, after the lock: one that waited for the lock must count what that writer added.
@@ -247,8 +247,32 @@ def _check_quotas(*, team: Team, checked: Checked, before: Specs | None) -> dict
 def _live_services(team: Team) -> int:
     """How many services the team owns that are not being deleted (the count the database keeps, if it does)."""
     if TeamServiceCount.kept():
-        return TeamServiceCount.objects.filter(team=team).values_list("live", flat=True).first() or 0
+        found = _LIVE_COUNT.rows(team_id=team.pk)
+        return found[0][0] if found else 0
     return team.services.filter(deleting_at__isnull=True).count()
+
+
+def write_clusters() -> list[Cluster]:
+    """Every cluster, with what a write reads of it (`CLUSTER_FIELDS`), by name."""
+    return _CLUSTERS.instances()
+
+
+def _quota_team(pk: int) -> Team:
+    """The team's row, locked until the transaction ends, with what the quota checks read (`QUOTA_FIELDS`)."""
+    found = _QUOTA_TEAM.instances(pk=pk)
+    if not found:
+        raise Team.DoesNotExist(f"no team {pk}")
+    return found[0]
+
+
+# A write's fixed reads, compiled once (gatewayportal.compiled).
+_CLUSTERS = CompiledModelRead(Cluster, ("id", *CLUSTER_FIELDS), lambda: Cluster.objects.order_by("name"))
+_QUOTA_TEAM = CompiledModelRead(
+    Team, ("id", *QUOTA_FIELDS), lambda pk: Team.objects.select_for_update().filter(pk=pk), pk=int
+)
+_LIVE_COUNT = CompiledRead(
+    lambda team_id: TeamServiceCount.objects.filter(team=team_id).order_by().values_list("live")[:1], team_id=int
+)
 
 
 def _gateway_limit_errors(
@@ -921,7 +945,7 @@ def gateway_service_delete(*, service: GatewayService, expected_revisions: Colle
         if current is not None and is_removal(current.spec) and current.approval == Approval.PENDING:
             return  # its removal already awaits approval
         # What the service stands for leaves the Gateways' tallies: lock them before it changes.
-        clusters = list(Cluster.objects.only(*CLUSTER_FIELDS))
+        clusters = write_clusters()
         before = _specs(service)
         locked = tallies.lock(tallies.touched(clusters, *before), service.traffic_type)
         if current is not None and _gated_running(service):
@@ -1046,13 +1070,13 @@ def _check_approval_clashes(service: GatewayService, revision: GatewayServiceRev
     """Pending revisions hold no claim, so two may clash: the one approved second is refused on the gated
     clusters where the first now holds the port or host (the ungated ones already run it). Returns the tallies of
     the Gateways the approval touches, locked, for it to record itself in."""
-    clusters = list(Cluster.objects.only(*CLUSTER_FIELDS))
+    clusters = write_clusters()
     gated = [c for c in landing(revision.spec, clusters) if c.requires_approval]
     clashes = _conflicts(
         team=service.team, spec=revision.spec, clusters=clusters, target_clusters=gated, exclude_service_id=service.pk
     )
     # Approved, it counts in the Gateway's byte budget (pending, it counted only in its team's share).
-    team = Team.objects.select_for_update().only(*QUOTA_FIELDS).get(pk=service.team_id)
+    team = _quota_team(service.team_id)
     before = _specs(service)
     locked = tallies.lock(tallies.touched(clusters, revision.spec, *before), service.traffic_type)
     over = _gateway_limit_errors(

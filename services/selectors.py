@@ -18,7 +18,7 @@ from django.db.models import (
 
 from clusters import messages
 from clusters.models import Cluster
-from gatewayportal.compiled import CompiledRead
+from gatewayportal.compiled import CompiledModelRead, CompiledRead
 from gatewayportal.roles import is_platform
 from services.choices import Approval
 from services.models import (
@@ -34,9 +34,19 @@ from services.targeting import landing
 
 
 def teams_for_user(user) -> QuerySet[Team]:
+    return _user_teams(is_platform(user), user.pk)
+
+
+def _user_teams(platform: bool, user_id: Any) -> QuerySet[Team]:
+    """The teams of a user (`user_id`): every team for a platform engineer, a member's own otherwise."""
+    return Team.objects.all() if platform else Team.objects.filter(members=user_id)
+
+
+def teams_by_slug(user) -> list[Team]:
+    """`teams_for_user`, in slug order: the teams a create, import or export may name (compiled once)."""
     if is_platform(user):
-        return Team.objects.all()
-    return Team.objects.filter(members=user)
+        return _ALL_TEAMS.instances()
+    return _MEMBER_TEAMS.instances(user_id=user.pk)
 
 
 def gateway_services_for_user(user) -> QuerySet[GatewayService]:
@@ -107,6 +117,12 @@ _ALL_VERSIONS = CompiledRead(
     )
 )
 _MEMBER_VERSIONS = CompiledRead(_member_versions, user_id=int)
+# And `teams_by_slug`'s, for a create, an import and an export.
+_TEAM_FIELDS = tuple(f.attname for f in Team._meta.concrete_fields)
+_ALL_TEAMS = CompiledModelRead(Team, _TEAM_FIELDS, lambda: _user_teams(True, None).order_by("slug"))
+_MEMBER_TEAMS = CompiledModelRead(
+    Team, _TEAM_FIELDS, lambda user_id: _user_teams(False, user_id).order_by("slug"), user_id=int
+)
 
 
 def _statuses() -> Prefetch:

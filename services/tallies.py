@@ -15,12 +15,14 @@ writes. A service written around the actions (a bulk load) is counted only when 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from typing import Any
 
 from django.db.models import QuerySet
 
 from clusters.models import Cluster
+from gatewayportal.compiled import CompiledModelRead
 from services import quotas
 from services.models import GatewayService, GatewayTally
 from services.rendering import digest
@@ -42,12 +44,9 @@ def lock(clusters: Iterable[Cluster], traffic_type: str) -> dict[int, GatewayTal
     wanted = {cluster.pk: cluster for cluster in clusters}
     if not wanted:
         return {}
-    found = {
-        tally.cluster_id: tally
-        for tally in GatewayTally.objects.select_for_update()
-        .filter(cluster_id__in=wanted, traffic_type=traffic_type)
-        .order_by("cluster_id")
-    }
+    ids = sorted(wanted)
+    values = {f"cluster_{i}": pk for i, pk in enumerate(ids)}
+    found = {tally.cluster_id: tally for tally in _locked(len(ids)).instances(traffic_type=traffic_type, **values)}
     tallies = {}
     for pk in sorted(wanted):
         cluster = wanted[pk]
@@ -61,6 +60,22 @@ def lock(clusters: Iterable[Cluster], traffic_type: str) -> dict[int, GatewayTal
             _recount(tally)
         tallies[pk] = tally
     return tallies
+
+
+@functools.lru_cache(maxsize=16)
+def _locked(clusters: int) -> CompiledModelRead:
+    """`lock`'s read of the tallies of so many clusters, compiled once (gatewayportal.compiled)."""
+    fields = tuple(f.attname for f in GatewayTally._meta.concrete_fields)
+    parameters = {f"cluster_{i}": int for i in range(clusters)}
+
+    def build(traffic_type: str, **ids: int) -> QuerySet:
+        return (
+            GatewayTally.objects.select_for_update()
+            .filter(cluster_id__in=list(ids.values()), traffic_type=traffic_type)
+            .order_by("cluster_id")
+        )
+
+    return CompiledModelRead(GatewayTally, fields, build, traffic_type=str, **parameters)
 
 
 def touched(clusters: Iterable[Cluster], *specs: dict[str, Any] | None) -> list[Cluster]:

@@ -153,7 +153,7 @@ class GatewayServiceViewSet(
         return listcache.store(cache_key, request, response.data, self.get_renderer_context()) or response
 
     def _team_for(self, slug: str | None) -> Team:
-        teams = list(selectors.teams_for_user(self.request.user).order_by("slug"))
+        teams = selectors.teams_by_slug(self.request.user)
         if slug:
             for team in teams:
                 if team.slug == slug:

@@ -355,9 +355,12 @@ def test_what_a_reconcile_read_is_freed_when_it_returns_without_the_cyclic_colle
     for index in range(3):
         make_service(f"s{index}", clusters=["c1"])
 
+    kinds = (Desired, DesiredService)
+
     def alive() -> list[object]:
-        # Only objects this test made: an earlier test's failure report may still hold some of its own.
-        return [o for o in gc.get_objects() if isinstance(o, Desired | DesiredService) and id(o) not in before]
+        # Only objects this test made: an earlier test's failure report may still hold some of its own. By type, not
+        # isinstance: isinstance asks a weak proxy among the objects for its referent, which may be gone.
+        return [o for o in gc.get_objects() if type(o) in kinds and id(o) not in before]
 
     def reconcile() -> tuple[object, list[object]]:
         gc.collect()
@@ -370,7 +373,7 @@ def test_what_a_reconcile_read_is_freed_when_it_returns_without_the_cyclic_colle
             gc.enable()
 
     gc.collect()
-    before = {id(o) for o in gc.get_objects() if isinstance(o, Desired | DesiredService)}
+    before = {id(o) for o in gc.get_objects() if type(o) in kinds}
     first, left = reconcile()
     assert sum(o.state == "applied" for o in first.outcomes.values()) == 3
     assert left == []

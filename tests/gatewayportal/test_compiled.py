@@ -63,3 +63,26 @@ def test_a_startswith_pattern_is_escaped_as_the_orm_escapes_it_and_a_uuid_is_a_p
         assert read.rows(prefix=prefix, excluded=excluded) == list(by_prefix(prefix, excluded)), prefix
     assert read.rows(prefix="moc.elp_", excluded=nobody) == [("moc.elp_axe.c",)]  # `_` is no wildcard
     assert read.rows(prefix="%", excluded=nobody) == []
+
+
+def test_model_instances_are_made_as_the_orm_makes_them_with_the_fields_not_read_deferred():
+    from gatewayportal.compiled import CompiledModelRead
+    from services.models import Team
+    from services.selectors import teams_by_slug, teams_for_user
+    from tests.factories import make_team
+
+    alice, pat, nobody = make_user("alice"), make_user("pat", platform=True), make_user("nobody")
+    shop, payments = make_team("shop", members=[alice]), make_team("payments", members=[alice])
+    make_team("other")
+    read = CompiledModelRead(Team, ("id", "slug", "namespaces"), lambda slug: Team.objects.filter(slug=slug), slug=str)
+    [found] = read.instances(slug="shop")
+    assert found == shop and found.namespaces == ["shop"] and not found._state.adding
+    assert found.get_deferred_fields() == {f.attname for f in Team._meta.concrete_fields} - {"id", "slug", "namespaces"}
+    assert found.allowed_domains == ["shop.example.com"]  # a deferred field is read when asked for, as with `only`
+    assert read.instances(slug="nobody") == []
+    # A create's team look-up: the member's teams, every team for the platform, in slug order.
+    for user in (alice, pat, nobody):
+        teams = teams_by_slug(user)
+        assert teams == list(teams_for_user(user).order_by("slug"))
+        assert [t.allowed_domains for t in teams] == [t.allowed_domains for t in teams_for_user(user).order_by("slug")]
+    assert teams_by_slug(alice) == [payments, shop]
