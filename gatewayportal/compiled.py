@@ -17,6 +17,7 @@ from typing import Any
 
 from django.db import connections
 from django.db.models import Model, QuerySet
+from django.db.transaction import TransactionManagementError
 
 # A value no real one is, for each parameter, of its type. Integers stay within every integer column's range: Django
 # compiles a look-up by an out-of-range value as "no rows", leaving no parameter to fill.
@@ -40,7 +41,11 @@ class Statement:
 
     def rows(self, params: tuple | None = None) -> list[tuple]:
         """The rows, with the compiled parameters or `params` in their place."""
-        with connections[self.using].cursor() as cursor:
+        connection = connections[self.using]
+        if self.compiler.query.select_for_update and connection.get_autocommit():
+            # Django refuses this when it compiles; a statement compiled once must refuse it on every run.
+            raise TransactionManagementError("select_for_update cannot be used outside of a transaction.")
+        with connection.cursor() as cursor:
             cursor.execute(self.sql, self.params if params is None else params)
             fetched = cursor.fetchall()
         return list(self.compiler.results_iter(results=[fetched], tuple_expected=True))
@@ -89,12 +94,18 @@ def _slot(param: Any, named: dict[Any, str]) -> tuple[str, str] | None:
 
 class CompiledModelRead:
     """A `CompiledRead` of model instances: `build(**parameters)` returns a queryset of `model` (ordered, filtered,
-    locked as the caller needs); its `fields` (attribute names, the primary key first) are read, the others
+    locked as the caller needs); its `fields` (attribute names, the primary key among them) are read, the others
     deferred, as `only` would leave them, and each row becomes an instance as the ORM makes one (`Model.from_db`)."""
 
     def __init__(self, model: type[Model], fields: tuple[str, ...], build: Callable[..., QuerySet], **parameters: type):
-        self.model, self.fields = model, list(fields)
-        self.read = CompiledRead(lambda **values: build(**values).values_list(*fields), **parameters)
+        # Read in the model's order of fields, whatever the caller's: `from_db` lines the values of an instance with
+        # deferred fields up with the model's fields in that order.
+        declared = [f.attname for f in model._meta.concrete_fields]
+        unknown = set(fields) - set(declared)
+        if unknown or model._meta.pk.attname not in fields:
+            raise ValueError(f"fields must be {model.__name__}'s, its primary key among them: {sorted(unknown)}")
+        self.model, self.fields = model, [name for name in declared if name in fields]
+        self.read = CompiledRead(lambda **values: build(**values).values_list(*self.fields), **parameters)
 
     def instances(self, using: str = "default", **values: Any) -> list[Model]:
         return [self.model.from_db(using, self.fields, row) for row in self.read.rows(using, **values)]

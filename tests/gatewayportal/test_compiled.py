@@ -86,3 +86,34 @@ def test_model_instances_are_made_as_the_orm_makes_them_with_the_fields_not_read
         assert teams == list(teams_for_user(user).order_by("slug"))
         assert [t.allowed_domains for t in teams] == [t.allowed_domains for t in teams_for_user(user).order_by("slug")]
     assert teams_by_slug(alice) == [payments, shop]
+
+
+def test_model_fields_are_read_in_the_models_order_whatever_the_callers():
+    from gatewayportal.compiled import CompiledModelRead
+    from services.models import Team
+    from tests.factories import make_team
+
+    make_team("payments")
+    read = CompiledModelRead(Team, ("max_services", "slug", "id"), lambda: Team.objects.all())
+    [team] = read.instances()
+    assert (team.slug, team.max_services) == ("payments", Team.objects.get().max_services)
+    with pytest.raises(ValueError, match="primary key"):
+        CompiledModelRead(Team, ("slug",), lambda: Team.objects.all())
+    with pytest.raises(ValueError, match="nickname"):
+        CompiledModelRead(Team, ("id", "nickname"), lambda: Team.objects.all())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_locking_read_compiled_in_a_transaction_is_refused_outside_one_as_the_orm_refuses_it():
+    from django.db import transaction
+
+    from gatewayportal.compiled import CompiledModelRead
+    from services.models import Team
+    from tests.factories import make_team
+
+    team = make_team("payments")
+    read = CompiledModelRead(Team, ("id", "slug"), lambda pk: Team.objects.select_for_update().filter(pk=pk), pk=int)
+    with transaction.atomic():
+        assert read.instances(pk=team.pk) == [team]
+    with pytest.raises(transaction.TransactionManagementError, match="outside of a transaction"):
+        read.instances(pk=team.pk)
