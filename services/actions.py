@@ -200,8 +200,15 @@ def _check_others(
 ) -> None:
     """What depends on the other services (quotas, the byte budget, conflicts, name clashes), under the caller's
     port lock; `rows`: what `_check_rows` found, when the caller has read it already."""
-    spec, target_clusters = checked.spec, checked.target_clusters
     checked.tallies = _check_quotas(team=team, checked=checked, before=before)
+    _check_claims(team=team, checked=checked, exclude_service_id=exclude_service_id, rows=rows)
+
+
+def _check_claims(
+    *, team: Team, checked: Checked, exclude_service_id: Any, rows: tuple[list[Any], list[Any]] | None = None
+) -> None:
+    """Conflicts with what other services hold, and name clashes."""
+    spec, target_clusters = checked.spec, checked.target_clusters
     candidates, same_names = rows if rows is not None else _check_rows(spec, exclude_service_id)
     clashes = _conflicts(
         team=team,
@@ -250,6 +257,16 @@ def _live_services(team: Team) -> int:
         found = _LIVE_COUNT.rows(team_id=team.pk)
         return found[0][0] if found else 0
     return team.services.filter(deleting_at__isnull=True).count()
+
+
+def check_batch_size(team: Team, declared: int) -> None:
+    """Refuse a batch of `declared` services that the team's quota would refuse in part anyway
+    (`quotas.batch_errors`); DomainError {"documents": {"non_field_errors": ...}}."""
+    errors = quotas.batch_errors(
+        team=team.slug, declared=declared, owned=_live_services(team), max_services=team.max_services
+    )
+    if errors:
+        raise DomainError({"documents": errors})
 
 
 def write_clusters() -> list[Cluster]:
@@ -747,18 +764,18 @@ def gateway_service_update(
             raise DomainError(
                 {f: [f"'{f}' cannot be changed; create a new gateway service instead."] for f in changed_identity}
             )
-        _service_lock(spec)
-        checked = check_spec(
-            team=service.team,
-            spec=spec,
-            material=material,
-            is_platform=is_platform,
-            before=_specs(service),
-            exclude_service_id=service.pk,
-        )
+        team = service.team
+        checked = _prepare(team=team, spec=spec, material=material, is_platform=is_platform)
         same_material = (checked.material or None) == (current.tls_material or None)
-        if _unchanged(current.spec, checked.spec) and same_material:
+        if not checked.errors and _unchanged(current.spec, checked.spec) and same_material:
+            # Nothing will be written, so nothing need hold other writers off: the port lock and the Gateways'
+            # tallies stay free (a GitOps apply re-sends every service it holds, unchanged, on every sync). A no-op
+            # passes every quota; conflicts and name clashes are read as they stand and refused as ever.
+            _check_claims(team=team, checked=checked, exclude_service_id=service.pk)
             return service, checked.warnings
+        _service_lock(spec)
+        _refuse(checked)
+        _check_others(team=team, checked=checked, before=_specs(service), exclude_service_id=service.pk)
         refusal = _ticket_in_use(service, checked.spec["ticket"])
         if refusal is None:
             revision = _add_revision(service=service, checked=checked, user=user)

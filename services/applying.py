@@ -116,6 +116,7 @@ def apply_documents(
 ) -> list[dict[str, Any]]:
     """Applies every document in one transaction; any refusal refuses all: DomainError {"documents": {index: …}}."""
     apply_set = check_apply_set(apply_set)
+    actions.check_batch_size(team, sum(1 for document in documents if importing.is_gateway_service(document)))
     errors: dict[str, Any] = {}
     results: list[Result] = []
     seen: dict[tuple[str, str], int] = {}

@@ -156,6 +156,7 @@ def import_documents(*, text: str, team: Team, clusters: list[str], user, is_pla
     Any refused document refuses the whole import: the error names its index and field.
     """
     documents = parse_documents(text)
+    actions.check_batch_size(team, sum(1 for document in documents if is_gateway_service(document)))
     errors: dict[str, Any] = {}
     created: list[GatewayService] = []
     with transaction.atomic():

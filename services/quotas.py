@@ -80,6 +80,22 @@ def service_count_errors(*, team: str, owned: int, max_services: int) -> dict[st
     }
 
 
+def batch_errors(*, team: str, declared: int, owned: int, max_services: int) -> dict[str, list[str]]:
+    """A batch (an apply, an import) that declares more services than the team may hold, or holds now, could not
+    succeed: it is refused before any of its documents is checked, so that no batch holds a port's lock for
+    documents the quota refuses anyway."""
+    limit = max(max_services, owned)
+    if declared <= limit:
+        return {}
+    return {
+        "non_field_errors": [
+            f"these documents declare {declared} gateway services and team {team} may hold at most {limit} "
+            f"(max_services {max_services}); split them into smaller sets, or ask the platform team to raise the "
+            "quota"
+        ]
+    }
+
+
 def gateway_errors(
     *, team: str, hosts: int, block_bytes: int, usages: list[GatewayUsage], limits: Limits
 ) -> dict[str, list[str]]:

@@ -285,3 +285,96 @@ def test_an_empty_export_is_still_a_document(client):
     listing = yaml.safe_load(client.get(f"{URL}export/?team=payments").content)
 
     assert listing == {"apiVersion": "v1", "kind": "List", "items": []}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_unchanged_apply_waits_for_no_other_writer_of_the_port_or_the_gateway(client):
+    """A GitOps tool re-applies every service of the team on each sync, nearly all unchanged. Those documents write
+    nothing, so they take neither the port lock nor the Gateway's tally: another team's write on the same port and
+    Gateway holding both goes on undisturbed, and the apply does not queue behind it. A real change still waits."""
+    import threading
+
+    from django.db import connection, transaction
+    from django.db.utils import OperationalError
+
+    from gatewayportal.locks import advisory_xact_lock
+    from services.models import GatewayTally
+
+    documents = [portal("checkout"), portal("cart")]
+    assert apply(client, documents).status_code == 200
+    held, release = threading.Event(), threading.Event()
+
+    def other_writer() -> None:
+        try:
+            with transaction.atomic():
+                advisory_xact_lock("gateway-port:ingress:80")
+                assert list(GatewayTally.objects.select_for_update())  # the Gateway's tally, locked
+                held.set()
+                release.wait(30)
+        finally:
+            connection.close()
+
+    writer = threading.Thread(target=other_writer)
+    writer.start()
+    try:
+        assert held.wait(10)
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '2s'")  # a wait for either lock fails the request instead of hanging
+        again = apply(client, documents)
+        assert again.status_code == 200, again.content
+        assert [r["action"] for r in again.json()["results"]] == ["unchanged", "unchanged"]
+        changed = [portal("checkout")]
+        changed[0]["spec"]["hosts"].append("new.payments.example.com")
+        with pytest.raises(OperationalError, match="lock timeout"):
+            from services import applying
+            from services.models import Team
+
+            applying.apply_documents(
+                documents=changed, team=Team.objects.get(slug="payments"), apply_set="web", clusters=[]
+            )
+    finally:
+        release.set()
+        writer.join(30)
+        with connection.cursor() as cursor:
+            cursor.execute("RESET lock_timeout")
+    assert apply(client, changed).json()["results"][0]["action"] == "updated"
+
+
+def test_a_batch_declaring_more_services_than_the_team_may_hold_is_refused_before_any_is_checked(client, team):
+    """Its creates past the quota would each be refused under the port's lock, which every other team's write on
+    the port waits for: a body of thousands of such documents held it for most of a minute."""
+    from services.models import Team
+
+    team.max_services = 2
+    team.save()
+    documents = [portal("checkout"), portal("cart"), portal("search")]
+    refused = apply(client, documents)
+    assert refused.status_code == 400
+    [message] = refused.json()["documents"]["non_field_errors"]
+    assert "declare 3 gateway services" in message and "at most 2" in message and "max_services" in message
+    assert counts() == (0, 0, 0)
+    imported = client.post(
+        f"{URL}import/?team=payments&clusters=prod-eu-1",
+        yaml.safe_dump_all([_operator(name) for name in ("checkout", "cart", "search")]),
+        content_type="application/yaml",
+    )
+    assert imported.status_code == 400
+    assert "declare 3 gateway services" in imported.json()["documents"]["non_field_errors"][0]
+    assert counts() == (0, 0, 0)
+    # A team over a quota lowered since may still apply what it holds (no new service), unchanged.
+    team.max_services = 3
+    team.save()
+    assert apply(client, documents).status_code == 200
+    Team.objects.filter(pk=team.pk).update(max_services=1)
+    again = apply(client, documents)
+    assert again.status_code == 200, again.json()
+    assert {r["action"] for r in again.json()["results"]} == {"unchanged"}
+
+
+def _operator(name: str) -> dict:
+    return {
+        "apiVersion": "gatewayservice.xunholy.github.com/v1alpha1",
+        "kind": "GatewayService",
+        "metadata": {"name": name, "namespace": "payments"},
+        "spec": {"hosts": [f"{name}.payments.example.com"], "port": 80, "protocol": "HTTP"},
+    }
