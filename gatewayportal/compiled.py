@@ -26,8 +26,14 @@ _KINDS: dict[type, Callable[[int], Any]] = {
     int: lambda n: 2_147_000_000 + n,
     uuid.UUID: lambda n: uuid.UUID(int=secrets.randbits(128)),
 }
-# How a run's value fills a slot: as it is, or as the pattern of a `startswith` look-up (escaped as Django does).
-AS_IS, PREFIX = "as is", "prefix"
+# How a run's value fills a slot: as it is, as the pattern of a `startswith` look-up (escaped as Django does), or
+# as the hex digits Django sends for a UUID where the database has no UUID type (SQLite).
+AS_IS, PREFIX, HEX = "as is", "prefix", "hex"
+_FILL: dict[str, Callable[[Any, Callable[[str], str]], Any]] = {
+    AS_IS: lambda value, like: value,
+    PREFIX: lambda value, like: f"{like(value)}%",
+    HEX: lambda value, like: uuid.UUID(str(value)).hex,
+}
 
 
 class Statement:
@@ -42,7 +48,8 @@ class Statement:
     def rows(self, params: tuple | None = None) -> list[tuple]:
         """The rows, with the compiled parameters or `params` in their place."""
         connection = connections[self.using]
-        if self.compiler.query.select_for_update and connection.get_autocommit():
+        locking = self.compiler.query.select_for_update and connection.features.has_select_for_update
+        if locking and connection.get_autocommit():
             # Django refuses this when it compiles; a statement compiled once must refuse it on every run.
             raise TransactionManagementError("select_for_update cannot be used outside of a transaction.")
         with connection.cursor() as cursor:
@@ -63,7 +70,7 @@ class CompiledRead:
         statement, slots = self.compiled(using)
         like = connections[using].ops.prep_for_like_query
         params = tuple(
-            param if slot is None else values[slot[0]] if slot[1] == AS_IS else f"{like(values[slot[0]])}%"
+            param if slot is None else _FILL[slot[1]](values[slot[0]], like)
             for param, slot in zip(statement.params, slots, strict=True)
         )
         return statement.rows(params)
@@ -89,6 +96,10 @@ def _slot(param: Any, named: dict[Any, str]) -> tuple[str, str] | None:
         return named[param], AS_IS
     if isinstance(param, str) and param.endswith("%") and param[:-1] in named:
         return named[param[:-1]], PREFIX
+    if isinstance(param, str) and len(param) == 32:
+        for marker, name in named.items():
+            if isinstance(marker, uuid.UUID) and marker.hex == param:
+                return name, HEX
     return None
 
 
