@@ -745,37 +745,34 @@ def gateway_service_update(
     given, given_material = split_input(data)
     refusal = None
     with transaction.atomic():
-        # The lock comes first: the revision a change is merged onto, compared with and diffed against is the
-        # latest one, never one a concurrent writer has replaced meanwhile.
-        service = GatewayService.objects.select_for_update().get(pk=service.pk)
-        current = service.current_revision
-        check_expected_revision(current, expected_revisions)
-        if service.deleting_at:
-            raise DomainError({"non_field_errors": ["This gateway service is being deleted."]})
-        spec, material = given, given_material
-        if partial:
-            spec = copy.deepcopy(current.spec)
-            spec.update({k: v for k, v in given.items() if k in data})
-            spec["ticket"] = given["ticket"]
-            if "tls_options" not in data:
-                material = current.tls_material if "tls_secret" in spec.get("tls_options", {}) else None
-        changed_identity = [f for f in IMMUTABLE_FIELDS if f in data and spec[f] != current.spec[f]]
-        if changed_identity:
-            raise DomainError(
-                {f: [f"'{f}' cannot be changed; create a new gateway service instead."] for f in changed_identity}
-            )
-        team = service.team
-        checked = _prepare(team=team, spec=spec, material=material, is_platform=is_platform)
-        same_material = (checked.material or None) == (current.tls_material or None)
-        if not checked.errors and _unchanged(current.spec, checked.spec) and same_material:
-            # Nothing will be written, so nothing need hold other writers off: the port lock and the Gateways'
-            # tallies stay free (a GitOps apply re-sends every service it holds, unchanged, on every sync). A no-op
-            # passes every quota; conflicts and name clashes are read as they stand and refused as ever.
-            _check_claims(team=team, checked=checked, exclude_service_id=service.pk)
+        # Read first without a lock: a request that changes nothing (most of a GitOps sync, which re-sends every
+        # service) writes nothing, so it takes no lock at all, neither the service's row nor the port's nor the
+        # Gateways' tallies. A no-op passes every quota; conflicts and name clashes are read as they stand and
+        # refused as ever.
+        service = GatewayService.objects.select_related("team", "current_revision").get(pk=service.pk)
+        spec, material = _merged(service, given, given_material, data, partial, expected_revisions)
+        checked = _prepare(team=service.team, spec=spec, material=material, is_platform=is_platform)
+        if not checked.errors and _is_no_op(service.current_revision, checked):
+            _check_claims(team=service.team, checked=checked, exclude_service_id=service.pk)
             return service, checked.warnings
+        # A change: the port's lock, then the service's row, in the order an approval takes them (`_decide`), so
+        # that a batch holding rows never waits for a port an approval holds while it waits for one of those rows.
+        # Under the row lock the change is merged again onto the latest revision, never one a concurrent writer
+        # has replaced meanwhile.
         _service_lock(spec)
+        read = service.current_revision_id
+        service = GatewayService.objects.select_for_update().get(pk=service.pk)
+        spec, material = _merged(service, given, given_material, data, partial, expected_revisions)
+        if service.current_revision_id != read:
+            _service_lock(spec)  # the same lock, unless the revision merged onto moved the service to another port
+            checked = _prepare(team=service.team, spec=spec, material=material, is_platform=is_platform)
+            if not checked.errors and _is_no_op(service.current_revision, checked):
+                _check_claims(team=service.team, checked=checked, exclude_service_id=service.pk)
+                return service, checked.warnings
+        current = service.current_revision
+        same_material = (checked.material or None) == (current.tls_material or None)
         _refuse(checked)
-        _check_others(team=team, checked=checked, before=_specs(service), exclude_service_id=service.pk)
+        _check_others(team=service.team, checked=checked, before=_specs(service), exclude_service_id=service.pk)
         refusal = _ticket_in_use(service, checked.spec["ticket"])
         if refusal is None:
             revision = _add_revision(service=service, checked=checked, user=user)
@@ -823,6 +820,41 @@ def check_expected_revision(current: GatewayServiceRevision | None, expected: Co
             ]
         }
     )
+
+
+def _merged(
+    service: GatewayService,
+    given: dict[str, Any],
+    given_material: dict[str, Any] | None,
+    data: dict[str, Any],
+    partial: bool,
+    expected_revisions: Collection[int] | None,
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """An update's spec and TLS material: the request's, or (a PATCH) merged onto the service's current revision;
+    refused when the service has moved on from `expected_revisions`, is being deleted, or would change identity."""
+    current = service.current_revision
+    check_expected_revision(current, expected_revisions)
+    if service.deleting_at:
+        raise DomainError({"non_field_errors": ["This gateway service is being deleted."]})
+    spec, material = copy.deepcopy(given), given_material
+    if partial:
+        spec = copy.deepcopy(current.spec)
+        spec.update({k: copy.deepcopy(v) for k, v in given.items() if k in data})
+        spec["ticket"] = given["ticket"]
+        if "tls_options" not in data:
+            material = current.tls_material if "tls_secret" in spec.get("tls_options", {}) else None
+    changed_identity = [f for f in IMMUTABLE_FIELDS if f in data and spec[f] != current.spec[f]]
+    if changed_identity:
+        raise DomainError(
+            {f: [f"'{f}' cannot be changed; create a new gateway service instead."] for f in changed_identity}
+        )
+    return spec, material
+
+
+def _is_no_op(current: GatewayServiceRevision, checked: Checked) -> bool:
+    """Would `checked` add nothing to the service whose current revision is `current`?"""
+    same_material = (checked.material or None) == (current.tls_material or None)
+    return same_material and _unchanged(current.spec, checked.spec)
 
 
 def _unchanged(before: dict[str, Any], after: dict[str, Any]) -> bool:
@@ -1017,6 +1049,13 @@ def _start_removal(
 def gateway_service_set_apply_set(*, service: GatewayService, apply_set: str) -> bool:
     """Records which apply set last applied the service (what prune may remove); False when it already was."""
     with transaction.atomic():
+        # Unlocked when there is nothing to write (an apply's every unchanged document); otherwise the port's lock
+        # before the row's, in the order every writer takes them (see gateway_service_update).
+        service = GatewayService.objects.select_related("team", "current_revision").get(pk=service.pk)
+        if service.apply_set == apply_set:
+            return False
+        if service.current_revision is not None:
+            _service_lock(service.current_revision.spec)
         service = GatewayService.objects.select_for_update().select_related("team").get(pk=service.pk)
         if service.apply_set == apply_set:
             return False

@@ -378,3 +378,56 @@ def _operator(name: str) -> dict:
         "metadata": {"name": name, "namespace": "payments"},
         "spec": {"hosts": [f"{name}.payments.example.com"], "port": 80, "protocol": "HTTP"},
     }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_apply_and_an_approval_on_its_port_do_not_deadlock(client, monkeypatch):
+    """An apply holds what it has locked until it commits; an approval takes the port's lock, then the service's
+    row. An apply's unchanged document locks no row, and a change takes the port's lock before the row, so an
+    approval of a service the apply named between them never waits for the apply in a circle."""
+    import threading
+
+    from django.db import connection
+
+    from services import actions, applying
+
+    make_cluster("gated", requires_approval=True)
+    waiting = portal("waiting", clusters=["gated"])
+    moving = portal("moving")
+    assert apply(client, [waiting, moving]).status_code == 200
+    pending = GatewayServiceRevision.objects.get(service__name="waiting", number=1)
+    assert pending.approval == "pending"
+    moving["spec"]["hosts"].append("more.payments.example.com")
+    first_done, approved = threading.Event(), threading.Event()
+    original = applying._apply_one
+
+    def one_at_a_time(index, *args, **kwargs):
+        result = original(index, *args, **kwargs)
+        if index == 0:
+            first_done.set()
+            approved.wait(5)  # the approval runs here, between the apply's documents
+        return result
+
+    monkeypatch.setattr(applying, "_apply_one", one_at_a_time)
+    outcome: dict[str, object] = {}
+
+    def run_apply() -> None:
+        try:
+            outcome["apply"] = apply(client, [waiting, moving]).status_code
+        except Exception as exc:  # noqa: BLE001 - reported below
+            outcome["apply"] = repr(exc)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run_apply)
+    thread.start()
+    try:
+        assert first_done.wait(10)
+        try:
+            outcome["approve"] = actions.revision_approve(revision=pending).approval
+        except Exception as exc:  # noqa: BLE001 - reported below
+            outcome["approve"] = repr(exc)
+    finally:
+        approved.set()
+        thread.join(30)
+    assert outcome == {"approve": "approved", "apply": 200}
