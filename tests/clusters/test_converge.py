@@ -316,28 +316,10 @@ finally:
 
 def test_a_gateway_converges_on_sqlite_as_the_embedded_demo_runs_it(tmp_path):
     """The desired state's text columns, the statuses' and audit events' writes have a path for SQLite too."""
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
+    from tests.sqlite import run_on_sqlite
 
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "gatewayportal.settings",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
-        "REDIS_URL": "",
-        "CELERY_BROKER_URL": "",
-        "DEBUG": "true",
-        "SECRET_KEY": "test-only",
-        "LOG_LEVEL": "CRITICAL",
-        "ALLOW_INSECURE_CLUSTERS": "true",
-    }
-    root = Path(__file__).resolve().parents[2]
-    done = subprocess.run(
-        [sys.executable, "-c", SQLITE_CONVERGE], cwd=root, env=env, capture_output=True, text=True, timeout=600
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip().splitlines()[-1] == "True True True [('plain', 'applied', 2), ('shop', 'applied', 1)]"
+    output = run_on_sqlite(SQLITE_CONVERGE, tmp_path)
+    assert output.strip().splitlines()[-1] == "True True True [('plain', 'applied', 2), ('shop', 'applied', 1)]"
 
 
 @pytest.mark.parametrize("gated", [False, True])

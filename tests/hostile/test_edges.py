@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
 from clusters.models import Cluster
@@ -14,7 +9,6 @@ from services.models import GatewayService
 from tests.factories import api_client, http_service, make_cluster, make_team, make_user
 
 pytestmark = pytest.mark.django_db
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -226,16 +220,7 @@ for tls in (None, "SIMPLE"):
 
 
 def test_one_hundred_long_hosts_on_sqlite(tmp_path):
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "gatewayportal.settings",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
-        "DEBUG": "true",
-        "SECRET_KEY": "test-only",
-        "LOG_LEVEL": "CRITICAL",
-    }
-    done = subprocess.run(
-        [sys.executable, "-c", SQLITE_SCRIPT], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.split("\n")[:2] == ["['old']", "['old']"]
+    from tests.sqlite import run_on_sqlite
+
+    output = run_on_sqlite(SQLITE_SCRIPT, tmp_path)
+    assert output.split("\n")[:2] == ["['old']", "['old']"]

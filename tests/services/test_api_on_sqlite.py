@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
+from tests.sqlite import run_on_sqlite
 
 SCRIPT = """
 import django
@@ -39,20 +36,5 @@ print(created.status_code, same.status_code, changed.status_code, clash.status_c
 
 
 def test_creates_updates_conflicts_and_applies_work_on_sqlite(tmp_path):
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "gatewayportal.settings",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
-        "REDIS_URL": "",
-        "CELERY_BROKER_URL": "",
-        "DEBUG": "true",
-        "SECRET_KEY": "test-only",
-        "LOG_LEVEL": "CRITICAL",
-        "ALLOW_INSECURE_CLUSTERS": "true",
-    }
-    root = Path(__file__).resolve().parents[2]
-    done = subprocess.run(
-        [sys.executable, "-c", SCRIPT], cwd=root, env=env, capture_output=True, text=True, timeout=600
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip().splitlines()[-1] == "201 200 200 400 True ['created'] ['unchanged']"
+    output = run_on_sqlite(SCRIPT, tmp_path)
+    assert output.strip().splitlines()[-1] == "201 200 200 400 True ['created'] ['unchanged']"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import pytest
@@ -68,6 +69,21 @@ def apply(client, documents, *, apply_set="web", **flags):
     query = "&".join([f"team=payments&apply_set={apply_set}", *(f"{k}={v}" for k, v in flags.items())])
     text = yaml.safe_dump_all(documents)
     return client.post(f"{URL}apply/?{query}", text, content_type="application/yaml")
+
+
+def in_own_thread(work) -> threading.Thread:
+    """`work`, started in a thread of its own with its own database connection (closed when it ends)."""
+    from django.db import connection
+
+    def run() -> None:
+        try:
+            work()
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
 
 
 def counts():
@@ -292,7 +308,6 @@ def test_an_unchanged_apply_waits_for_no_other_writer_of_the_port_or_the_gateway
     """A GitOps tool re-applies every service of the team on each sync, nearly all unchanged. Those documents write
     nothing, so they take neither the port lock nor the Gateway's tally: another team's write on the same port and
     Gateway holding both goes on undisturbed, and the apply does not queue behind it. A real change still waits."""
-    import threading
 
     from django.db import connection, transaction
     from django.db.utils import OperationalError
@@ -305,17 +320,13 @@ def test_an_unchanged_apply_waits_for_no_other_writer_of_the_port_or_the_gateway
     held, release = threading.Event(), threading.Event()
 
     def other_writer() -> None:
-        try:
-            with transaction.atomic():
-                advisory_xact_lock("gateway-port:ingress:80")
-                assert list(GatewayTally.objects.select_for_update())  # the Gateway's tally, locked
-                held.set()
-                release.wait(30)
-        finally:
-            connection.close()
+        with transaction.atomic():
+            advisory_xact_lock("gateway-port:ingress:80")
+            assert list(GatewayTally.objects.select_for_update())  # the Gateway's tally, locked
+            held.set()
+            release.wait(30)
 
-    writer = threading.Thread(target=other_writer)
-    writer.start()
+    writer = in_own_thread(other_writer)
     try:
         assert held.wait(10)
         with connection.cursor() as cursor:
@@ -385,9 +396,6 @@ def test_an_apply_and_an_approval_on_its_port_do_not_deadlock(client, monkeypatc
     """An apply holds what it has locked until it commits; an approval takes the port's lock, then the service's
     row. An apply's unchanged document locks no row, and a change takes the port's lock before the row, so an
     approval of a service the apply named between them never waits for the apply in a circle."""
-    import threading
-
-    from django.db import connection
 
     from services import actions, applying
 
@@ -416,11 +424,8 @@ def test_an_apply_and_an_approval_on_its_port_do_not_deadlock(client, monkeypatc
             outcome["apply"] = apply(client, [waiting, moving]).status_code
         except Exception as exc:  # noqa: BLE001 - reported below
             outcome["apply"] = repr(exc)
-        finally:
-            connection.close()
 
-    thread = threading.Thread(target=run_apply)
-    thread.start()
+    thread = in_own_thread(run_apply)
     try:
         assert first_done.wait(10)
         try:
