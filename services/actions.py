@@ -735,8 +735,12 @@ def gateway_service_update(
     is_platform: bool = False,
     partial: bool = False,
     expected_revisions: Collection[int] | None = None,
-) -> tuple[GatewayService, list[str]]:
+    unchanged_only: bool = False,
+) -> tuple[GatewayService | None, list[str]]:
     """A new revision from a PUT (`partial=False`) or a PATCH, merged onto the latest revision under the row lock.
+
+    `unchanged_only`: answer only a request that changes nothing; for a change, return (None, []) before taking
+    any lock (an apply settles its unchanged documents first, `services.applying`).
 
     `expected_revisions` (from `If-Match`) are the revision numbers the caller last read; when the service has
     moved on since, nothing changes and `PreconditionFailed` is raised. A revision names a ticket only when the
@@ -755,6 +759,8 @@ def gateway_service_update(
         if not checked.errors and _is_no_op(service.current_revision, checked):
             _check_claims(team=service.team, checked=checked, exclude_service_id=service.pk)
             return service, checked.warnings
+        if unchanged_only:
+            return None, []
         # A change: the port's lock, then the service's row, in the order an approval takes them (`_decide`), so
         # that a batch holding rows never waits for a port an approval holds while it waits for one of those rows.
         # Under the row lock the change is merged again onto the latest revision, never one a concurrent writer

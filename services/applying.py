@@ -114,24 +114,44 @@ def apply_documents(
     prune: bool = False,
     dry_run: bool = False,
 ) -> list[dict[str, Any]]:
-    """Applies every document in one transaction; any refusal refuses all: DomainError {"documents": {index: …}}."""
+    """Applies every document in one transaction; any refusal refuses all: DomainError {"documents": {index: …}}.
+
+    The documents that change nothing are settled first: they take no lock (`actions.gateway_service_update`),
+    while a change takes its port's lock and holds it until the apply commits. Settled after them, the changes
+    hold other teams' writes on their ports only while the changes themselves are written, however many
+    unchanged documents the file carries (a GitOps sync re-sends them all)."""
     apply_set = check_apply_set(apply_set)
     actions.check_batch_size(team, sum(1 for document in documents if importing.is_gateway_service(document)))
     errors: dict[str, Any] = {}
     results: list[Result] = []
     seen: dict[tuple[str, str], int] = {}
     with transaction.atomic():
+        steps = []
         for index, document in enumerate(documents):
             try:
-                result = _apply_one(
-                    index, document, team=team, apply_set=apply_set, clusters=clusters, user=user,
-                    is_platform=is_platform, seen=seen,
-                )  # fmt: skip
+                step = _read_one(index, document, team=team, clusters=clusters, seen=seen)
             except DomainError as exc:
                 errors[str(index)] = exc.errors
                 continue
-            if result is not None:
+            if step is not None:
+                steps.append(step)
+        changes = []
+        for step in steps:
+            try:
+                result = _settle_unchanged(step, apply_set=apply_set, user=user, is_platform=is_platform)
+            except DomainError as exc:
+                errors[str(step.index)] = exc.errors
+                continue
+            if result is None:
+                changes.append(step)
+            else:
                 results.append(result)
+        for step in changes:
+            try:
+                results.append(_apply_one(step, apply_set=apply_set, user=user, is_platform=is_platform))
+            except DomainError as exc:
+                errors[str(step.index)] = exc.errors
+        results.sort(key=lambda result: result.index)
         if not seen and not errors:
             errors["non_field_errors"] = [f"No {KIND} document found."]
         if not errors and prune:
@@ -139,21 +159,29 @@ def apply_documents(
         if errors or dry_run:
             transaction.set_rollback(True)
     if errors:
-        raise DomainError({"documents": errors})
+        raise DomainError({"documents": dict(sorted(errors.items(), key=_error_order))})
     return [result.as_dict() for result in results]
 
 
-def _apply_one(
-    index: int,
-    document: Any,
-    *,
-    team: Team,
-    apply_set: str,
-    clusters: list[str],
-    user,
-    is_platform: bool,
-    seen: dict[tuple[str, str], int],
-) -> Result | None:
+def _error_order(item: tuple[str, Any]) -> tuple[int, int | str]:
+    key = item[0]
+    return (0, int(key)) if key.isdigit() else (1, key)
+
+
+@dataclass(frozen=True)
+class Step:
+    """A document read and checked on its own (`_read_one`), to be applied."""
+
+    index: int
+    team: Team
+    data: dict[str, Any]
+    existing: GatewayService | None
+
+
+def _read_one(
+    index: int, document: Any, *, team: Team, clusters: list[str], seen: dict[tuple[str, str], int]
+) -> Step | None:
+    """The document's payload, checked for what needs no other document (None for one the apply ignores)."""
     payload = to_payload(document, team=team, clusters=clusters)
     if payload is None:
         return None
@@ -182,6 +210,25 @@ def _apply_one(
     if key in seen:
         raise DomainError({"name": [f"Document {seen[key]} already declares '{key[1]}' in namespace '{key[0]}'."]})
     seen[key] = index
+    return Step(index, team, data, existing)
+
+
+def _settle_unchanged(step: Step, *, apply_set: str, user, is_platform: bool) -> Result | None:
+    """The document's result when it changes nothing (its service and apply set as they are), else None."""
+    existing = step.existing
+    if existing is None or existing.deleting_at or existing.apply_set != apply_set:
+        return None
+    with transaction.atomic():
+        service, _ = actions.gateway_service_update(
+            service=existing, data=step.data, user=user, is_platform=is_platform, unchanged_only=True
+        )
+    if service is None:
+        return None
+    return Result(step.index, service.name, service.namespace, "unchanged", service.current_revision.number, {})
+
+
+def _apply_one(step: Step, *, apply_set: str, user, is_platform: bool) -> Result:
+    team, data, existing, index = step.team, step.data, step.existing, step.index
     with transaction.atomic():
         if existing is None:
             service, _ = actions.gateway_service_create(

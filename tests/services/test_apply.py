@@ -407,16 +407,16 @@ def test_an_apply_and_an_approval_on_its_port_do_not_deadlock(client, monkeypatc
     assert pending.approval == "pending"
     moving["spec"]["hosts"].append("more.payments.example.com")
     first_done, approved = threading.Event(), threading.Event()
-    original = applying._apply_one
+    original = applying._settle_unchanged
 
-    def one_at_a_time(index, *args, **kwargs):
-        result = original(index, *args, **kwargs)
-        if index == 0:
+    def one_at_a_time(step, **kwargs):
+        result = original(step, **kwargs)
+        if step.index == 0:
             first_done.set()
             approved.wait(5)  # the approval runs here, between the apply's documents
         return result
 
-    monkeypatch.setattr(applying, "_apply_one", one_at_a_time)
+    monkeypatch.setattr(applying, "_settle_unchanged", one_at_a_time)
     outcome: dict[str, object] = {}
 
     def run_apply() -> None:
@@ -436,3 +436,28 @@ def test_an_apply_and_an_approval_on_its_port_do_not_deadlock(client, monkeypatc
         approved.set()
         thread.join(30)
     assert outcome == {"approve": "approved", "apply": 200}
+
+
+def test_a_change_takes_its_port_lock_only_after_the_unchanged_documents_are_settled(client, monkeypatch):
+    """Whatever the order of the file: a port's lock, once taken, is held until the apply commits, so the unchanged
+    documents (which take none) are settled before any change takes one."""
+    from services import actions, applying
+
+    documents = [portal(name) for name in ("a", "b", "c", "d")]
+    assert apply(client, documents).status_code == 200
+    documents[0]["spec"]["hosts"].append("more.payments.example.com")  # the first document now changes
+    events: list[str] = []
+    settle, lock = applying._settle_unchanged, actions._service_lock
+    monkeypatch.setattr(applying, "_settle_unchanged", lambda step, **kw: events.append("settle") or settle(step, **kw))
+    monkeypatch.setattr(actions, "_service_lock", lambda spec: events.append("port lock") or lock(spec))
+
+    again = apply(client, documents)
+
+    assert again.status_code == 200, again.json()
+    assert [(r["index"], r["action"]) for r in again.json()["results"]] == [
+        (0, "updated"),
+        (1, "unchanged"),
+        (2, "unchanged"),
+        (3, "unchanged"),
+    ]
+    assert events[:4] == ["settle"] * 4 and "settle" not in events[4:] and "port lock" in events[4:]
