@@ -735,12 +735,8 @@ def gateway_service_update(
     is_platform: bool = False,
     partial: bool = False,
     expected_revisions: Collection[int] | None = None,
-    unchanged_only: bool = False,
-) -> tuple[GatewayService | None, list[str]]:
+) -> tuple[GatewayService, list[str]]:
     """A new revision from a PUT (`partial=False`) or a PATCH, merged onto the latest revision under the row lock.
-
-    `unchanged_only`: answer only a request that changes nothing; for a change, return (None, []) before taking
-    any lock (an apply settles its unchanged documents first, `services.applying`).
 
     `expected_revisions` (from `If-Match`) are the revision numbers the caller last read; when the service has
     moved on since, nothing changes and `PreconditionFailed` is raised. A revision names a ticket only when the
@@ -753,14 +749,11 @@ def gateway_service_update(
         # service) writes nothing, so it takes no lock at all, neither the service's row nor the port's nor the
         # Gateways' tallies. A no-op passes every quota; conflicts and name clashes are read as they stand and
         # refused as ever.
-        service = GatewayService.objects.select_related("team", "current_revision").get(pk=service.pk)
-        spec, material = _merged(service, given, given_material, data, partial, expected_revisions)
-        checked = _prepare(team=service.team, spec=spec, material=material, is_platform=is_platform)
+        service, spec, material, checked = _read_update(
+            service, given, given_material, data, partial, expected_revisions, is_platform
+        )
         if not checked.errors and _is_no_op(service.current_revision, checked):
-            _check_claims(team=service.team, checked=checked, exclude_service_id=service.pk)
-            return service, checked.warnings
-        if unchanged_only:
-            return None, []
+            return service, check_no_op(NoOp(service, checked))
         # A change: the port's lock, then the service's row, in the order an approval takes them (`_decide`), so
         # that a batch holding rows never waits for a port an approval holds while it waits for one of those rows.
         # Under the row lock the change is merged again onto the latest revision, never one a concurrent writer
@@ -826,6 +819,49 @@ def check_expected_revision(current: GatewayServiceRevision | None, expected: Co
             ]
         }
     )
+
+
+@dataclass(frozen=True)
+class NoOp:
+    """An update found to change nothing (`read_no_op`), its conflicts and name clashes still to be read
+    (`check_no_op`)."""
+
+    service: GatewayService
+    checked: Checked
+
+
+def read_no_op(*, service: GatewayService, data: dict[str, Any], is_platform: bool = False) -> NoOp | None:
+    """Without any lock: the PUT of `data` when it would change nothing, else None (a change, or a request the rules
+    that need no other service refuse: `gateway_service_update` answers those). An apply reads its documents so
+    before it writes any, and checks the no-ops (`check_no_op`) once its changes are written."""
+    given, given_material = split_input(data)
+    service, _, _, checked = _read_update(service, given, given_material, data, False, None, is_platform)
+    if checked.errors or not _is_no_op(service.current_revision, checked):
+        return None
+    return NoOp(service, checked)
+
+
+def check_no_op(no_op: NoOp) -> list[str]:
+    """A no-op's conflicts and name clashes, read as they stand (it writes nothing, so it holds no lock), refused as
+    a change's would be; its warnings."""
+    _check_claims(team=no_op.service.team, checked=no_op.checked, exclude_service_id=no_op.service.pk)
+    return no_op.checked.warnings
+
+
+def _read_update(
+    service: GatewayService,
+    given: dict[str, Any],
+    given_material: dict[str, Any] | None,
+    data: dict[str, Any],
+    partial: bool,
+    expected_revisions: Collection[int] | None,
+    is_platform: bool,
+) -> tuple[GatewayService, dict[str, Any], dict[str, Any] | None, Checked]:
+    """An update as read without a lock: the service, the spec and material merged onto its current revision, and
+    what the rules that need no other service say of them."""
+    service = GatewayService.objects.select_related("team", "current_revision").get(pk=service.pk)
+    spec, material = _merged(service, given, given_material, data, partial, expected_revisions)
+    return service, spec, material, _prepare(team=service.team, spec=spec, material=material, is_platform=is_platform)
 
 
 def _merged(

@@ -116,41 +116,46 @@ def apply_documents(
 ) -> list[dict[str, Any]]:
     """Applies every document in one transaction; any refusal refuses all: DomainError {"documents": {index: …}}.
 
-    The documents that change nothing are settled first: they take no lock (`actions.gateway_service_update`),
-    while a change takes its port's lock and holds it until the apply commits. Settled after them, the changes
-    hold other teams' writes on their ports only while the changes themselves are written, however many
-    unchanged documents the file carries (a GitOps sync re-sends them all)."""
+    A change takes its port's lock and holds it until the apply commits; a document that changes nothing takes
+    none. So the documents are first read and checked on their own, without locks, the no-ops told apart; then
+    the changes are written, in document order; then each no-op's conflicts and name clashes are read against what
+    the apply leaves. The port's lock is held only while the changes are written and the no-ops' one short read
+    each, however many unchanged documents the file carries (a GitOps sync re-sends them all), and every document
+    is checked against the state the whole apply leaves behind."""
     apply_set = check_apply_set(apply_set)
     actions.check_batch_size(team, sum(1 for document in documents if importing.is_gateway_service(document)))
     errors: dict[str, Any] = {}
     results: list[Result] = []
     seen: dict[tuple[str, str], int] = {}
     with transaction.atomic():
-        steps = []
+        changes: list[Step] = []
+        no_ops: list[tuple[Step, actions.NoOp]] = []
         for index, document in enumerate(documents):
             try:
                 step = _read_one(index, document, team=team, clusters=clusters, seen=seen)
+                no_op = step and _read_no_op(step, apply_set=apply_set, is_platform=is_platform)
             except DomainError as exc:
                 errors[str(index)] = exc.errors
                 continue
-            if step is not None:
-                steps.append(step)
-        changes = []
-        for step in steps:
-            try:
-                result = _settle_unchanged(step, apply_set=apply_set, user=user, is_platform=is_platform)
-            except DomainError as exc:
-                errors[str(step.index)] = exc.errors
-                continue
-            if result is None:
+            if no_op:
+                no_ops.append((step, no_op))
+            elif step is not None:
                 changes.append(step)
-            else:
-                results.append(result)
         for step in changes:
             try:
                 results.append(_apply_one(step, apply_set=apply_set, user=user, is_platform=is_platform))
             except DomainError as exc:
                 errors[str(step.index)] = exc.errors
+        for step, no_op in no_ops:
+            try:
+                actions.check_no_op(no_op)
+            except DomainError as exc:
+                errors[str(step.index)] = exc.errors
+                continue
+            service = no_op.service
+            results.append(
+                Result(step.index, service.name, service.namespace, "unchanged", service.current_revision.number, {})
+            )
         results.sort(key=lambda result: result.index)
         if not seen and not errors:
             errors["non_field_errors"] = [f"No {KIND} document found."]
@@ -213,18 +218,12 @@ def _read_one(
     return Step(index, team, data, existing)
 
 
-def _settle_unchanged(step: Step, *, apply_set: str, user, is_platform: bool) -> Result | None:
-    """The document's result when it changes nothing (its service and apply set as they are), else None."""
+def _read_no_op(step: Step, *, apply_set: str, is_platform: bool) -> actions.NoOp | None:
+    """The document's update when it changes nothing, its apply set included (read without locks), else None."""
     existing = step.existing
     if existing is None or existing.deleting_at or existing.apply_set != apply_set:
         return None
-    with transaction.atomic():
-        service, _ = actions.gateway_service_update(
-            service=existing, data=step.data, user=user, is_platform=is_platform, unchanged_only=True
-        )
-    if service is None:
-        return None
-    return Result(step.index, service.name, service.namespace, "unchanged", service.current_revision.number, {})
+    return actions.read_no_op(service=existing, data=step.data, is_platform=is_platform)
 
 
 def _apply_one(step: Step, *, apply_set: str, user, is_platform: bool) -> Result:

@@ -407,7 +407,7 @@ def test_an_apply_and_an_approval_on_its_port_do_not_deadlock(client, monkeypatc
     assert pending.approval == "pending"
     moving["spec"]["hosts"].append("more.payments.example.com")
     first_done, approved = threading.Event(), threading.Event()
-    original = applying._settle_unchanged
+    original = applying._read_no_op
 
     def one_at_a_time(step, **kwargs):
         result = original(step, **kwargs)
@@ -416,7 +416,7 @@ def test_an_apply_and_an_approval_on_its_port_do_not_deadlock(client, monkeypatc
             approved.wait(5)  # the approval runs here, between the apply's documents
         return result
 
-    monkeypatch.setattr(applying, "_settle_unchanged", one_at_a_time)
+    monkeypatch.setattr(applying, "_read_no_op", one_at_a_time)
     outcome: dict[str, object] = {}
 
     def run_apply() -> None:
@@ -438,17 +438,17 @@ def test_an_apply_and_an_approval_on_its_port_do_not_deadlock(client, monkeypatc
     assert outcome == {"approve": "approved", "apply": 200}
 
 
-def test_a_change_takes_its_port_lock_only_after_the_unchanged_documents_are_settled(client, monkeypatch):
+def test_a_change_takes_its_port_lock_only_after_the_unchanged_documents_are_read(client, monkeypatch):
     """Whatever the order of the file: a port's lock, once taken, is held until the apply commits, so the unchanged
-    documents (which take none) are settled before any change takes one."""
+    documents (which take none) are read and told apart before any change takes one."""
     from services import actions, applying
 
     documents = [portal(name) for name in ("a", "b", "c", "d")]
     assert apply(client, documents).status_code == 200
     documents[0]["spec"]["hosts"].append("more.payments.example.com")  # the first document now changes
     events: list[str] = []
-    settle, lock = applying._settle_unchanged, actions._service_lock
-    monkeypatch.setattr(applying, "_settle_unchanged", lambda step, **kw: events.append("settle") or settle(step, **kw))
+    settle, lock = applying._read_no_op, actions._service_lock
+    monkeypatch.setattr(applying, "_read_no_op", lambda step, **kw: events.append("settle") or settle(step, **kw))
     monkeypatch.setattr(actions, "_service_lock", lambda spec: events.append("port lock") or lock(spec))
 
     again = apply(client, documents)
@@ -461,3 +461,48 @@ def test_a_change_takes_its_port_lock_only_after_the_unchanged_documents_are_set
         (3, "unchanged"),
     ]
     assert events[:4] == ["settle"] * 4 and "settle" not in events[4:] and "port lock" in events[4:]
+
+
+def _pair_on_one_host(client) -> tuple[dict, dict]:
+    """Two services of the team on one host, which clash once the cluster `a` runs on is relabelled so that `b`'s
+    selector lands there too (a clash the checks did not see coming: it came from the cluster's labels)."""
+    from clusters.models import Cluster
+
+    a = portal("a")
+    a["spec"]["hosts"] = ["a.payments.example.com", "shared.payments.example.com"]
+    b = portal("b", clusters=[], cluster_selector={"env": "staging"})
+    b["spec"]["hosts"] = ["shared.payments.example.com"]
+    assert apply(client, [a, b]).status_code == 200
+    Cluster.objects.filter(name="prod-eu-1").update(labels={"env": "staging"})
+    return a, b
+
+
+@pytest.mark.parametrize("order", ["change first", "change last"])
+def test_an_apply_that_clears_a_clash_is_accepted_whatever_the_order_of_its_documents(client, order):
+    """Every document is checked against what the whole apply leaves: `a` gives up the host it shares with `b`, and
+    `b`, unchanged, no longer clashes with anything."""
+    a, b = _pair_on_one_host(client)
+    a["spec"]["hosts"] = ["a.payments.example.com"]
+    documents = [a, b] if order == "change first" else [b, a]
+    answer = apply(client, documents)
+    assert answer.status_code == 200, answer.json()
+    assert {r["name"]: r["action"] for r in answer.json()["results"]} == {"a": "updated", "b": "unchanged"}
+
+
+@pytest.mark.parametrize("order", ["change first", "change last"])
+def test_an_unchanged_document_that_clashes_with_a_change_of_the_same_apply_is_refused(client, order):
+    """The other way round: `c` takes a host that `b`, unchanged in the same file, names on the cluster both land
+    on. The apply is refused in either order (whichever of the two the refusal names), and nothing is stored."""
+    a, b = _pair_on_one_host(client)
+    a["spec"]["hosts"] = ["a.payments.example.com"]
+    assert apply(client, [a, b]).status_code == 200  # the clash cleared
+    c = portal("c")
+    c["spec"]["hosts"] = ["c.payments.example.com"]
+    assert apply(client, [a, b, c]).status_code == 200
+    c["spec"]["hosts"].append("shared.payments.example.com")
+    documents = [c, b] if order == "change first" else [b, c]
+    answer = apply(client, [a, *documents])
+    assert answer.status_code == 400
+    refused = answer.json()["documents"]
+    assert set(refused) <= {"1", "2"} and refused, refused
+    assert GatewayServiceRevision.objects.filter(service__name="c").count() == 1  # nothing stored
