@@ -742,16 +742,14 @@ def gateway_service_update(
     moved on since, nothing changes and `PreconditionFailed` is raised. A revision names a ticket only when the
     request does: the ticket of the revision before is not carried over.
     """
-    given, given_material = split_input(data)
+    request = _Request.of(data, partial=partial, expected_revisions=expected_revisions)
     refusal = None
     with transaction.atomic():
         # Read first without a lock: a request that changes nothing (most of a GitOps sync, which re-sends every
         # service) writes nothing, so it takes no lock at all, neither the service's row nor the port's nor the
         # Gateways' tallies. A no-op passes every quota; conflicts and name clashes are read as they stand and
         # refused as ever.
-        service, spec, material, checked = _read_update(
-            service, given, given_material, data, partial, expected_revisions, is_platform
-        )
+        service, spec, material, checked = _read_update(service, request, is_platform)
         if not checked.errors and _is_no_op(service.current_revision, checked):
             return service, check_no_op(NoOp(service, checked))
         # A change: the port's lock, then the service's row, in the order an approval takes them (`_decide`), so
@@ -761,13 +759,12 @@ def gateway_service_update(
         _service_lock(spec)
         read = service.current_revision_id
         service = GatewayService.objects.select_for_update().get(pk=service.pk)
-        spec, material = _merged(service, given, given_material, data, partial, expected_revisions)
+        spec, material = _merged(service, request)
         if service.current_revision_id != read:
             _service_lock(spec)  # the same lock, unless the revision merged onto moved the service to another port
             checked = _prepare(team=service.team, spec=spec, material=material, is_platform=is_platform)
             if not checked.errors and _is_no_op(service.current_revision, checked):
-                _check_claims(team=service.team, checked=checked, exclude_service_id=service.pk)
-                return service, checked.warnings
+                return service, check_no_op(NoOp(service, checked))
         current = service.current_revision
         same_material = (checked.material or None) == (current.tls_material or None)
         _refuse(checked)
@@ -834,8 +831,7 @@ def read_no_op(*, service: GatewayService, data: dict[str, Any], is_platform: bo
     """Without any lock: the PUT of `data` when it would change nothing, else None (a change, or a request the rules
     that need no other service refuse: `gateway_service_update` answers those). An apply reads its documents so
     before it writes any, and checks the no-ops (`check_no_op`) once its changes are written."""
-    given, given_material = split_input(data)
-    service, _, _, checked = _read_update(service, given, given_material, data, False, None, is_platform)
+    service, _, _, checked = _read_update(service, _Request.of(data), is_platform)
     if checked.errors or not _is_no_op(service.current_revision, checked):
         return None
     return NoOp(service, checked)
@@ -848,38 +844,42 @@ def check_no_op(no_op: NoOp) -> list[str]:
     return no_op.checked.warnings
 
 
+@dataclass(frozen=True)
+class _Request:
+    """An update as asked: its payload (`data`), split into spec and TLS material, and how it is merged."""
+
+    data: dict[str, Any]
+    given: dict[str, Any]
+    material: dict[str, Any] | None
+    partial: bool = False
+    expected_revisions: Collection[int] | None = None
+
+    @classmethod
+    def of(cls, data: dict[str, Any], **how: Any) -> _Request:
+        given, material = split_input(data)
+        return cls(data, given, material, **how)
+
+
 def _read_update(
-    service: GatewayService,
-    given: dict[str, Any],
-    given_material: dict[str, Any] | None,
-    data: dict[str, Any],
-    partial: bool,
-    expected_revisions: Collection[int] | None,
-    is_platform: bool,
+    service: GatewayService, request: _Request, is_platform: bool
 ) -> tuple[GatewayService, dict[str, Any], dict[str, Any] | None, Checked]:
     """An update as read without a lock: the service, the spec and material merged onto its current revision, and
     what the rules that need no other service say of them."""
     service = GatewayService.objects.select_related("team", "current_revision").get(pk=service.pk)
-    spec, material = _merged(service, given, given_material, data, partial, expected_revisions)
+    spec, material = _merged(service, request)
     return service, spec, material, _prepare(team=service.team, spec=spec, material=material, is_platform=is_platform)
 
 
-def _merged(
-    service: GatewayService,
-    given: dict[str, Any],
-    given_material: dict[str, Any] | None,
-    data: dict[str, Any],
-    partial: bool,
-    expected_revisions: Collection[int] | None,
-) -> tuple[dict[str, Any], dict[str, Any] | None]:
+def _merged(service: GatewayService, request: _Request) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """An update's spec and TLS material: the request's, or (a PATCH) merged onto the service's current revision;
-    refused when the service has moved on from `expected_revisions`, is being deleted, or would change identity."""
+    refused when the service has moved on from the expected revisions, is being deleted, or would change identity."""
     current = service.current_revision
-    check_expected_revision(current, expected_revisions)
+    check_expected_revision(current, request.expected_revisions)
     if service.deleting_at:
         raise DomainError({"non_field_errors": ["This gateway service is being deleted."]})
-    spec, material = copy.deepcopy(given), given_material
-    if partial:
+    given, data = request.given, request.data
+    spec, material = copy.deepcopy(given), request.material
+    if request.partial:
         spec = copy.deepcopy(current.spec)
         spec.update({k: copy.deepcopy(v) for k, v in given.items() if k in data})
         spec["ticket"] = given["ticket"]
