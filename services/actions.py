@@ -104,26 +104,6 @@ def _merge(errors: dict[str, Any], more: dict[str, Any]) -> dict[str, Any]:
     return errors
 
 
-def check_spec(
-    *,
-    team: Team,
-    spec: dict[str, Any],
-    material: dict[str, Any] | None,
-    is_platform: bool,
-    before: Specs | None = None,
-    exclude_service_id: Any = None,
-) -> Checked:
-    """Every rule a service must pass before it is stored: shape, Istio, tenancy, certificate, quotas, conflicts.
-
-    `before`: the specs of the service being changed (`exclude_service_id`), None for a new one. Leaves the
-    Gateways the write touches locked (`Checked.tallies`) for the write to record itself in.
-    """
-    checked = _prepare(team=team, spec=spec, material=material, is_platform=is_platform)
-    _refuse(checked)
-    _check_others(team=team, checked=checked, before=before, exclude_service_id=exclude_service_id)
-    return checked
-
-
 def _prepare(*, team: Team, spec: dict[str, Any], material: dict[str, Any] | None, is_platform: bool) -> Checked:
     """The rules that need no lock (the spec's own, tenancy, certificate, Istio, target clusters), checked without
     answering yet: a create runs them before it takes the port lock, so that they do not lengthen the time other
@@ -635,7 +615,7 @@ def _gated_running(service: GatewayService, exclude: list[Cluster] = ()) -> list
 
 def is_removal(spec: dict[str, Any]) -> bool:
     """A removal revision targets no cluster: the DELETE of a service that runs on a gated cluster records one,
-    and the block stays there until it is approved (every write through check_spec names a target)."""
+    and the block stays there until it is approved (every create and update `_prepare` checks names a target)."""
     return not spec.get("clusters") and not spec.get("cluster_selector")
 
 

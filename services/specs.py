@@ -1,10 +1,11 @@
 """A request payload -> the input of a gateway service, checked for shape only (no ORM, no DRF).
 
 Every door that files a gateway service goes through `parse`: the API's serializer, the ticketing webhook and
-the YAML import. The domain rules (Istio, tenancy, certificates, conflicts) run afterwards in
-`services.actions.check_spec`. A refusal is a `DomainError` whose `errors` have the API's 400 shape: a list of
-messages per field, nested for nested fields (list items by index, mapping entries by key). The messages are
-those the public API has always answered with, so callers cannot tell which door they used.
+the YAML import. The domain rules (Istio, tenancy, certificates, conflicts) run afterwards in `services.actions`
+(`_prepare`, then `_check_others` under the port's lock). A refusal is a `DomainError` whose `errors` have the
+API's 400 shape: a list of messages per field, nested for nested fields (list items by index, mapping entries by
+key). The messages are those the public API has always answered with, so callers cannot tell which door they
+used.
 """
 
 from __future__ import annotations
