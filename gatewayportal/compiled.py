@@ -105,13 +105,17 @@ def _slot(param: Any, named: dict[Any, str]) -> tuple[str, str] | None:
 
 class CompiledModelRead:
     """A `CompiledRead` of model instances: `build(**parameters)` returns a queryset of `model` (ordered, filtered,
-    locked as the caller needs); its `fields` (attribute names, the primary key among them) are read, the others
-    deferred, as `only` would leave them, and each row becomes an instance as the ORM makes one (`Model.from_db`)."""
+    locked as the caller needs); its `fields` (attribute names, the primary key among them; every field when None)
+    are read, the others deferred, as `only` would leave them, and each row becomes an instance as the ORM makes
+    one (`Model.from_db`)."""
 
-    def __init__(self, model: type[Model], fields: tuple[str, ...], build: Callable[..., QuerySet], **parameters: type):
+    def __init__(
+        self, model: type[Model], fields: tuple[str, ...] | None, build: Callable[..., QuerySet], **parameters: type
+    ):
         # Read in the model's order of fields, whatever the caller's: `from_db` lines the values of an instance with
         # deferred fields up with the model's fields in that order.
         declared = [f.attname for f in model._meta.concrete_fields]
+        fields = tuple(declared) if fields is None else fields
         unknown = set(fields) - set(declared)
         if unknown or model._meta.pk.attname not in fields:
             raise ValueError(f"fields must be {model.__name__}'s, its primary key among them: {sorted(unknown)}")

@@ -746,7 +746,7 @@ def gateway_service_update(
             if not checked.errors and _is_no_op(service.current_revision, checked):
                 return service, check_no_op(NoOp(service, checked))
         current = service.current_revision
-        same_material = (checked.material or None) == (current.tls_material or None)
+        same_material = _same_material(current, checked)
         _refuse(checked)
         _check_others(team=service.team, checked=checked, before=_specs(service), exclude_service_id=service.pk)
         refusal = _ticket_in_use(service, checked.spec["ticket"])
@@ -875,8 +875,11 @@ def _merged(service: GatewayService, request: _Request) -> tuple[dict[str, Any],
 
 def _is_no_op(current: GatewayServiceRevision, checked: Checked) -> bool:
     """Would `checked` add nothing to the service whose current revision is `current`?"""
-    same_material = (checked.material or None) == (current.tls_material or None)
-    return same_material and _unchanged(current.spec, checked.spec)
+    return _same_material(current, checked) and _unchanged(current.spec, checked.spec)
+
+
+def _same_material(current: GatewayServiceRevision, checked: Checked) -> bool:
+    return (checked.material or None) == (current.tls_material or None)
 
 
 def _unchanged(before: dict[str, Any], after: dict[str, Any]) -> bool:

@@ -143,7 +143,7 @@ def apply_documents(
                 changes.append(step)
         for step in changes:
             try:
-                results.append(_apply_one(step, apply_set=apply_set, user=user, is_platform=is_platform))
+                results.append(_apply_one(step, team=team, apply_set=apply_set, user=user, is_platform=is_platform))
             except DomainError as exc:
                 errors[str(step.index)] = exc.errors
         for step, no_op in no_ops:
@@ -178,7 +178,6 @@ class Step:
     """A document read and checked on its own (`_read_one`), to be applied."""
 
     index: int
-    team: Team
     data: dict[str, Any]
     existing: GatewayService | None
 
@@ -215,7 +214,7 @@ def _read_one(
     if key in seen:
         raise DomainError({"name": [f"Document {seen[key]} already declares '{key[1]}' in namespace '{key[0]}'."]})
     seen[key] = index
-    return Step(index, team, data, existing)
+    return Step(index, data, existing)
 
 
 def _read_no_op(step: Step, *, apply_set: str, is_platform: bool) -> actions.NoOp | None:
@@ -226,8 +225,8 @@ def _read_no_op(step: Step, *, apply_set: str, is_platform: bool) -> actions.NoO
     return actions.read_no_op(service=existing, data=step.data, is_platform=is_platform)
 
 
-def _apply_one(step: Step, *, apply_set: str, user, is_platform: bool) -> Result:
-    team, data, existing, index = step.team, step.data, step.existing, step.index
+def _apply_one(step: Step, *, team: Team, apply_set: str, user, is_platform: bool) -> Result:
+    data, existing, index = step.data, step.existing, step.index
     with transaction.atomic():
         if existing is None:
             service, _ = actions.gateway_service_create(

@@ -118,11 +118,8 @@ _ALL_VERSIONS = CompiledRead(
 )
 _MEMBER_VERSIONS = CompiledRead(_member_versions, user_id=int)
 # And `teams_by_slug`'s, for a create, an import and an export.
-_TEAM_FIELDS = tuple(f.attname for f in Team._meta.concrete_fields)
-_ALL_TEAMS = CompiledModelRead(Team, _TEAM_FIELDS, lambda: _user_teams(True, None).order_by("slug"))
-_MEMBER_TEAMS = CompiledModelRead(
-    Team, _TEAM_FIELDS, lambda user_id: _user_teams(False, user_id).order_by("slug"), user_id=int
-)
+_ALL_TEAMS = CompiledModelRead(Team, None, lambda: _user_teams(True, None).order_by("slug"))
+_MEMBER_TEAMS = CompiledModelRead(Team, None, lambda user_id: _user_teams(False, user_id).order_by("slug"), user_id=int)
 
 
 def _statuses() -> Prefetch:

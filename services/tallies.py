@@ -48,7 +48,7 @@ def lock(clusters: Iterable[Cluster], traffic_type: str) -> dict[int, GatewayTal
     values = {f"cluster_{i}": pk for i, pk in enumerate(ids)}
     found = {tally.cluster_id: tally for tally in _locked(len(ids)).instances(traffic_type=traffic_type, **values)}
     tallies = {}
-    for pk in sorted(wanted):
+    for pk in ids:
         cluster = wanted[pk]
         tally = found.get(pk)
         if tally is None:
@@ -65,7 +65,6 @@ def lock(clusters: Iterable[Cluster], traffic_type: str) -> dict[int, GatewayTal
 @functools.lru_cache(maxsize=16)
 def _locked(clusters: int) -> CompiledModelRead:
     """`lock`'s read of the tallies of so many clusters, compiled once (gatewayportal.compiled)."""
-    fields = tuple(f.attname for f in GatewayTally._meta.concrete_fields)
     parameters = {f"cluster_{i}": int for i in range(clusters)}
 
     def build(traffic_type: str, **ids: int) -> QuerySet:
@@ -75,7 +74,7 @@ def _locked(clusters: int) -> CompiledModelRead:
             .order_by("cluster_id")
         )
 
-    return CompiledModelRead(GatewayTally, fields, build, traffic_type=str, **parameters)
+    return CompiledModelRead(GatewayTally, None, build, traffic_type=str, **parameters)
 
 
 def touched(clusters: Iterable[Cluster], *specs: dict[str, Any] | None) -> list[Cluster]:
